@@ -1,0 +1,12 @@
+# Third-party dependencies, all from Debian packages (scripts/install-deps installs them).
+find_package(Threads REQUIRED)
+if(KILN_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+endif()
+if(KILN_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()
+if(KILN_CUDA_MODE STREQUAL "SIM")
+  find_package(Boost 1.74 REQUIRED COMPONENTS context)
+endif()
