@@ -25,13 +25,13 @@ KILN_HOST_DEVICE KILN_FORCEINLINE T next_below(T v) {
                                   std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>;
   constexpr Bits kSign = Bits(1) << (8 * sizeof(T) - 1);
   Bits bits;
-  memcpy(&bits, &v, sizeof bits);
+  memcpy(&bits, static_cast<const void*>(&v), sizeof bits);
   if ((bits & static_cast<Bits>(~kSign)) == 0) {
     bits = kSign | 1;  // +-0 -> the smallest negative subnormal
   } else {
     bits = (bits & kSign) ? bits + 1 : bits - 1;
   }
-  memcpy(&v, &bits, sizeof bits);
+  memcpy(static_cast<void*>(&v), &bits, sizeof bits);
   return v;
 }
 

@@ -41,6 +41,9 @@ void copy_same_device(const Tensor& dst, const Tensor& src) {
 }  // namespace
 
 Tensor& Tensor::copy_(const Tensor& src) {
+  KILN_CHECK(broadcast_shapes(src.shape(), shape(), "copy_") == shape(), ShapeError,
+             "copy_: source of shape ", src.shape(), " cannot be broadcast to the destination shape ",
+             shape());
   const Tensor expanded = src.expand(shape());
   if (expanded.device() == device()) {
     copy_same_device(*this, expanded);

@@ -39,9 +39,21 @@ struct FloatFormat {
   }
 };
 
-// Which elements are shown: all, or the edges of each axis when summarizing.
-bool shown(std::int64_t i, std::int64_t extent, bool summarize) {
-  return !summarize || extent <= 2 * kEdgeItems || i < kEdgeItems || i >= extent - kEdgeItems;
+// The elements a summary shows: the first and last kEdgeItems of every long axis, gathered
+// into a small tensor on the same device, so printing a huge tensor formats (and, for cuda,
+// copies to the host) only these.
+Tensor edge_elements(const Tensor& t) {
+  Tensor cur = t;
+  for (int d = 0; d < t.ndim(); ++d) {
+    if (cur.shape()[d] <= 2 * kEdgeItems) continue;
+    Shape s = cur.shape();
+    s[d] = 2 * kEdgeItems;
+    Tensor out = empty(s, {.dtype = t.dtype(), .device = t.device()});
+    out.slice(d, 0, kEdgeItems).copy_(cur.slice(d, 0, kEdgeItems));
+    out.slice(d, kEdgeItems, 2 * kEdgeItems).copy_(cur.slice(d, -kEdgeItems));
+    cur = out;
+  }
+  return cur;
 }
 
 FloatStyle choose_style(const std::vector<double>& values) {
@@ -76,10 +88,10 @@ std::vector<std::string> format_cells(const Tensor& t) {
 }
 
 struct Printer {
-  const std::vector<std::string>& cells;  // row-major, every element
-  const Shape& shape;
+  const std::vector<std::string>& cells;  // row-major, every shown element
+  const Shape& shape;                     // of the shown elements
+  const Shape& full_shape;                // of the tensor; longer axes get "..."
   std::size_t width;                      // of the widest cell
-  bool summarize;
   int indent;  // column where the outermost '[' stands
   std::ostringstream& os;
 
@@ -88,19 +100,13 @@ struct Printer {
     const std::int64_t extent = shape[axis];
     const std::int64_t inner = block / (extent ? extent : 1);
     os << '[';
-    bool first = true, gap = false;
+    const bool gap = full_shape[axis] > extent;  // the middle of this axis is elided
     for (std::int64_t i = 0; i < extent; ++i) {
-      if (!shown(i, extent, summarize)) {
-        gap = true;
-        continue;
-      }
-      if (!first) separator(axis);
-      if (gap) {
+      if (i > 0) separator(axis);
+      if (gap && i == kEdgeItems) {
         os << "...";
         separator(axis);
-        gap = false;
       }
-      first = false;
       if (axis + 1 == shape.ndim()) {
         const std::string& s = cells[base + i];
         os << std::string(width - s.size(), ' ') << s;
@@ -127,7 +133,9 @@ std::string Tensor::str() const {
   if (!defined()) return "tensor(undefined)";
   std::ostringstream os;
   const std::string head = "tensor(";
-  const std::vector<std::string> cells = format_cells(*this);
+  const bool summarize = numel() > kSummarizeOver;
+  const Tensor shown = summarize ? edge_elements(*this) : *this;
+  const std::vector<std::string> cells = format_cells(shown);
   std::size_t width = 0;
   for (const auto& c : cells) width = std::max(width, c.size());
   if (ndim() == 0) {
@@ -136,9 +144,9 @@ std::string Tensor::str() const {
     os << head << "[], shape=" << shape();
   } else {
     os << head;
-    Printer p{cells, shape(), width, numel() > kSummarizeOver, static_cast<int>(head.size()), os};
-    p.print(0, 0, numel());
-    if (p.summarize) os << ", shape=" << shape();
+    Printer p{cells, shown.shape(), shape(), width, static_cast<int>(head.size()), os};
+    p.print(0, 0, shown.numel());
+    if (summarize) os << ", shape=" << shape();
   }
   os << ", dtype=" << dtype() << ", device=" << device() << ')';
   return os.str();

@@ -13,3 +13,12 @@
       GTEST_SKIP() << "no cuda device: " << ::kiln::cuda::unavailable_reason();   \
     }                                                                             \
   } while (0)
+
+// Skips the test unless at least two cuda devices exist (SIM has 2 by default).
+#define KILN_REQUIRE_TWO_DEVICES()                                                    \
+  do {                                                                                \
+    KILN_REQUIRE_CUDA();                                                              \
+    if (::kiln::cuda::device_count() < 2) {                                           \
+      GTEST_SKIP() << "needs 2 cuda devices, found " << ::kiln::cuda::device_count(); \
+    }                                                                                 \
+  } while (0)

@@ -32,10 +32,10 @@ struct Stat {
 };
 
 struct AllocatorStats {
-  Stat allocated_bytes;   // bytes in blocks handed out (rounded sizes)
-  Stat reserved_bytes;    // bytes in segments obtained from the backend
-  Stat segments;          // live segments
-  Stat active_blocks;     // blocks handed out
+  Stat allocated_bytes;              // bytes in blocks handed out (rounded sizes)
+  Stat reserved_bytes;               // bytes in segments obtained from the backend
+  Stat segments;                     // live segments
+  Stat active_blocks;                // blocks handed out
   std::int64_t backend_mallocs = 0;  // successful backend mallocs (cudaMalloc): segments made
   std::int64_t backend_frees = 0;    // backend frees (cudaFree): segments returned
   std::int64_t cache_hits = 0;       // allocations served without backend malloc
@@ -44,10 +44,10 @@ struct AllocatorStats {
 
 // Tunables, named so tests and users can see them.
 struct AllocatorConfig {
-  std::size_t granule = 512;                    // every size rounds up to this
-  std::size_t small_request_limit = 1 << 20;    // <= this uses the small pool
-  std::size_t small_segment_size = 2 << 20;     // segment size of the small pool
-  std::size_t large_segment_rounding = 2 << 20; // large segments round up to this
+  std::size_t granule = 512;                     // every size rounds up to this
+  std::size_t small_request_limit = 1 << 20;     // <= this uses the small pool
+  std::size_t small_segment_size = 2 << 20;      // segment size of the small pool
+  std::size_t large_segment_rounding = 2 << 20;  // large segments round up to this
   // A split leaves the remainder as a free block only when it is at least this big
   // (small pool: one granule; large pool: 1 MiB, smaller tails stay inside the block).
   std::size_t large_split_min = 1 << 20;
@@ -91,5 +91,9 @@ class CachingAllocator {
 
 // The process-wide allocator of cuda device `index`, over the real CUDA runtime (or SIM).
 CachingAllocator& device_allocator(int index);
+
+// "512 B", "2.00 MiB", "1.00 PiB": the readable half of the allocators' messages (they
+// give the exact byte count beside it).
+std::string format_bytes(std::int64_t bytes);
 
 }  // namespace kiln::cuda

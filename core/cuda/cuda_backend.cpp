@@ -69,8 +69,8 @@ class CudaDeviceBackend final : public DeviceBackend {
   }
   void record_event(void* event, void* stream) override {
     DeviceGuard guard(device_);
-    KILN_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event),
-                                    static_cast<cudaStream_t>(stream)));
+    KILN_CUDA_CHECK(
+        cudaEventRecord(static_cast<cudaEvent_t>(event), static_cast<cudaStream_t>(stream)));
   }
   bool query_event(void* event) override { return query(event); }
   void destroy_event(void* event) override {
@@ -89,8 +89,9 @@ class CudaDeviceBackend final : public DeviceBackend {
 class CudaHostBackend final : public HostBackend {
  public:
   void* host_alloc(std::size_t bytes) override {
-    return alloc_or_null([bytes](void** p) { return cudaHostAlloc(p, bytes, cudaHostAllocDefault); },
-                         "cudaHostAlloc(&ptr, bytes, cudaHostAllocDefault)");
+    return alloc_or_null(
+        [bytes](void** p) { return cudaHostAlloc(p, bytes, cudaHostAllocDefault); },
+        "cudaHostAlloc(&ptr, bytes, cudaHostAllocDefault)");
   }
   void host_free(void* ptr) override { KILN_CUDA_CHECK(cudaFreeHost(ptr)); }
   int current_device() override { return cuda::current_device(); }
@@ -131,8 +132,8 @@ CachingAllocator& device_allocator(int index) {
     if (CachingAllocator* a = all.allocators[index].load(std::memory_order_acquire)) return *a;
   }
   check_device(Device::cuda(index), "device_allocator");
-  KILN_CHECK(index < DeviceAllocators::kMaxDevices, DeviceError, "device_allocator: cuda:",
-             index, " is past the ", DeviceAllocators::kMaxDevices, " devices kiln supports");
+  KILN_CHECK(index < DeviceAllocators::kMaxDevices, DeviceError, "device_allocator: cuda:", index,
+             " is past the ", DeviceAllocators::kMaxDevices, " devices kiln supports");
   std::lock_guard<std::mutex> lock(all.mutex);
   auto& slot = all.allocators[index];
   if (slot.load(std::memory_order_relaxed) == nullptr) {

@@ -24,11 +24,9 @@ struct HostBlock {
   std::vector<std::pair<void*, int>> stream_uses;  // (stream, device)
 };
 
-std::string format_size(std::size_t bytes) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2f MiB (%zu bytes)", static_cast<double>(bytes) / (1 << 20),
-                bytes);
-  return buf;
+// "2.00 MiB (2097152 bytes)": readable and exact.
+std::string describe_bytes(std::int64_t bytes) {
+  return format_bytes(bytes) + " (" + std::to_string(bytes) + " bytes)";
 }
 
 }  // namespace
@@ -38,7 +36,7 @@ struct PinnedAllocator::Impl {
 
   HostBackend& backend;
   mutable std::mutex mutex;
-  std::unordered_map<void*, HostBlock> blocks;          // every block we hold
+  std::unordered_map<void*, HostBlock> blocks;           // every block we hold
   std::map<std::size_t, std::vector<void*>> free_lists;  // size class -> free blocks
   std::vector<std::pair<void*, void*>> pending;          // (event, block)
   PinnedStats stats;
@@ -85,11 +83,12 @@ struct PinnedAllocator::Impl {
       ptr = backend.host_alloc(size);
     }
     KILN_CHECK(ptr != nullptr, OutOfMemoryError, "pinned host memory exhausted: tried to allocate ",
-               format_size(size), "; the pinned allocator holds ",
-               format_size(static_cast<std::size_t>(stats.allocated_bytes.current)),
-               " allocated and ", format_size(static_cast<std::size_t>(stats.reserved_bytes.current)),
-               " reserved. Hint: free pinned buffers sooner, use smaller batches or fewer "
-               "prefetched batches, or call pinned_empty_cache().");
+               describe_bytes(static_cast<std::int64_t>(size)), "; the pinned allocator holds ",
+               describe_bytes(stats.allocated_bytes.current), " allocated and ",
+               describe_bytes(stats.reserved_bytes.current),
+               " reserved (its free blocks were already released). Hint: pinned memory is "
+               "page-locked host RAM; free pinned buffers sooner, prefetch fewer or smaller "
+               "batches, or check the host's free RAM and locked-memory limit.");
     blocks.emplace(ptr, HostBlock{size, false, 0, {}});
     ++stats.host_allocs;
     stats.reserved_bytes.add(static_cast<std::int64_t>(size));
@@ -191,11 +190,12 @@ std::mutex g_pinned_mutex;
 
 HostBackend& real_host_backend() {
 #if KILN_HAS_CUDA
-  KILN_CHECK(is_available(), DeviceError, "pinned_alloc: pinned host memory needs a cuda device: ",
-             unavailable_reason());
+  KILN_CHECK(is_available(), DeviceError,
+             "pinned_alloc: pinned host memory needs a cuda device: ", unavailable_reason());
   return cuda_host_backend();
 #else
-  KILN_THROW(DeviceError, "pinned_alloc: kiln was built without CUDA (KILN_CUDA=OFF), so there "
+  KILN_THROW(DeviceError,
+             "pinned_alloc: kiln was built without CUDA (KILN_CUDA=OFF), so there "
              "is no pinned host memory; rebuild with KILN_CUDA=ON or SIM");
 #endif
 }
@@ -232,7 +232,8 @@ void pinned_record_stream(void* ptr, void* stream) {
 }
 
 void pinned_record_stream(void* ptr, const Stream& stream) {
-  existing_pinned(ptr, "pinned_record_stream")->record_stream(ptr, stream.native(), stream.device());
+  existing_pinned(ptr, "pinned_record_stream")
+      ->record_stream(ptr, stream.native(), stream.device());
 }
 
 void pinned_empty_cache() {

@@ -22,9 +22,9 @@ namespace kiln::cuda {
 class Stream;
 
 struct PinnedStats {
-  Stat allocated_bytes;  // bytes in blocks handed out (rounded sizes)
-  Stat reserved_bytes;   // bytes obtained from the backend (cudaHostAlloc) and kept
-  Stat active_blocks;    // blocks handed out
+  Stat allocated_bytes;          // bytes in blocks handed out (rounded sizes)
+  Stat reserved_bytes;           // bytes obtained from the backend (cudaHostAlloc) and kept
+  Stat active_blocks;            // blocks handed out
   std::int64_t host_allocs = 0;  // successful cudaHostAlloc calls
   std::int64_t host_frees = 0;   // cudaFreeHost calls
   std::int64_t cache_hits = 0;   // allocations served from the cache

@@ -162,7 +162,9 @@ thread_local std::vector<Stream> t_current_streams;
 }  // namespace
 
 Stream current_stream(int device) {
-  if (device < static_cast<int>(t_current_streams.size())) return t_current_streams[device];
+  if (device >= 0 && device < static_cast<int>(t_current_streams.size())) {
+    return t_current_streams[device];
+  }
   return Stream::default_stream(device);
 }
 

@@ -26,7 +26,8 @@ DataPtr allocate(int device, std::size_t nbytes) {
 // host is one side, the stream is synchronised before returning so the host may read the
 // bytes (device->host) or reuse its buffer (host->device, pageable memory). Between two
 // devices, the source's stream is synchronised first, then the peer copy is queued on the
-// destination's stream, which orders it before later work there.
+// destination's stream, which orders it before later work there; the source's stream then
+// waits for it, so later writes to the source (or reuse of its block) cannot overtake it.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device,
                 std::size_t nbytes) {
   if (nbytes == 0) return;
@@ -37,6 +38,9 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
     DeviceGuard guard(dst_device.index());
     KILN_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dst_device.index(), src, src_device.index(), nbytes,
                                         static_cast<cudaStream_t>(s.native())));
+    Event copied(dst_device.index());
+    copied.record(s);
+    current_stream(src_device.index()).wait(copied);
     return;
   }
   const int device = dst_device.is_cuda() ? dst_device.index() : src_device.index();

@@ -18,8 +18,8 @@
 
 namespace {
 
-using kiln::testing::FakeBackend;
 using kiln::testing::fake_stream;
+using kiln::testing::FakeBackend;
 
 constexpr std::size_t MiB = 1 << 20;
 constexpr int kStreams = 4;
@@ -67,8 +67,8 @@ class Soak {
   std::size_t random_size() {
     if (uniform(0, 3) > 0) {  // small pool, log-uniform from 1 B to 1 MiB
       const int bits = uniform(0, 20);
-      return std::size_t{1} << bits | std::uniform_int_distribution<std::size_t>(
-                                         0, (std::size_t{1} << bits) - 1)(rng_);
+      return std::size_t{1} << bits |
+             std::uniform_int_distribution<std::size_t>(0, (std::size_t{1} << bits) - 1)(rng_);
     }
     return std::uniform_int_distribution<std::size_t>(MiB + 1, 24 * MiB)(rng_);
   }
@@ -106,7 +106,8 @@ class Soak {
     const std::size_t size = (bytes + 511) / 512 * 512;
     ASSERT_EQ(start % 512, 0u);
     auto next = by_address_.lower_bound(start);
-    ASSERT_TRUE(next == by_address_.end() || next->first >= start + size) << "overlaps a live block";
+    ASSERT_TRUE(next == by_address_.end() || next->first >= start + size)
+        << "overlaps a live block";
     if (next != by_address_.begin()) {
       auto prev = std::prev(next);
       ASSERT_LE(prev->first + prev->second, start) << "overlaps a live block";

@@ -1,6 +1,6 @@
-// Policy tests of the caching allocators on fake backends (no GPU). CachingAllocator:
-// rounding, pools, splitting, coalescing, best fit, per-stream reuse, record_stream,
-// out-of-memory handling, stats. PinnedAllocator: size classes, reuse, record_stream.
+// Policy tests of the CUDA caching allocator on a fake backend (no GPU): rounding, pools,
+// splitting, coalescing, best fit, per-stream reuse, record_stream, out-of-memory
+// handling, stats. PinnedAllocator's tests are in pinned_allocator_test.cpp.
 #include "kiln/core/cuda/caching_allocator.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "fake_backend.h"
-#include "kiln/core/cuda/pinned_allocator.h"
 #include "kiln/core/error.h"
 
 namespace {
@@ -20,9 +19,8 @@ namespace {
 using kiln::OutOfMemoryError;
 using kiln::ValueError;
 using kiln::cuda::AllocatorStats;
-using kiln::testing::FakeBackend;
-using kiln::testing::FakeHostBackend;
 using kiln::testing::fake_stream;
+using kiln::testing::FakeBackend;
 
 constexpr std::size_t KiB = 1 << 10;
 constexpr std::size_t MiB = 1 << 20;
@@ -77,7 +75,7 @@ TEST_F(CachingAllocator, LargeRequestsGetOwnSegmentsRoundedToTwoMiB) {
 }
 
 TEST_F(CachingAllocator, NeverSplitsABlockAcrossPools) {
-  void* small = alloc.allocate(512, s1);        // small segment, 2 MiB - 512 B left free
+  void* small = alloc.allocate(512, s1);         // small segment, 2 MiB - 512 B left free
   void* large = alloc.allocate(1536 * KiB, s1);  // fits that space, but is a large request
   EXPECT_EQ(backend.memory.mallocs, 2);
   EXPECT_GE(as_bytes(large) - as_bytes(small), static_cast<std::ptrdiff_t>(2 * MiB));
@@ -125,9 +123,9 @@ TEST_F(CachingAllocator, BestFitPicksTheSmallestBlockThatFits) {
   void* z = alloc.allocate(4 * KiB, s1);
   alloc.free(hole16);
   alloc.free(hole8);
-  EXPECT_EQ(alloc.allocate(6 * KiB, s1), hole8);     // 8 KiB beats 16 KiB and the tail
-  EXPECT_EQ(alloc.allocate(10 * KiB, s1), hole16);   // 16 KiB beats the big tail
-  void* large4a = alloc.allocate(4 * MiB, s1);  // four segments, in address order
+  EXPECT_EQ(alloc.allocate(6 * KiB, s1), hole8);    // 8 KiB beats 16 KiB and the tail
+  EXPECT_EQ(alloc.allocate(10 * KiB, s1), hole16);  // 16 KiB beats the big tail
+  void* large4a = alloc.allocate(4 * MiB, s1);      // four segments, in address order
   void* large8 = alloc.allocate(8 * MiB, s1);
   void* large6 = alloc.allocate(6 * MiB, s1);
   void* large4b = alloc.allocate(4 * MiB, s1);
@@ -195,7 +193,7 @@ TEST_F(CachingAllocator, RecordStreamWaitsForEveryStream) {
 TEST_F(CachingAllocator, OutOfMemoryFlushesCacheAndRetries) {
   backend.memory.set_limit(8 * MiB);
   void* a = alloc.allocate(6 * MiB, s1);
-  alloc.free(a);  // cached on s1
+  alloc.free(a);                          // cached on s1
   void* b = alloc.allocate(4 * MiB, s2);  // 6 + 4 > 8: the s1 segment must go
   EXPECT_NE(b, nullptr);
   EXPECT_EQ(alloc.stats().oom_retries, 1);
@@ -225,11 +223,11 @@ TEST_F(CachingAllocator, OutOfMemoryErrorGivesTheNumbers) {
     FAIL() << "expected OutOfMemoryError";
   } catch (const OutOfMemoryError& e) {
     const std::string m = e.what();
-    for (const char* part : {"on cuda:0", "4.00 MiB (4194304 bytes)", "rounded up from 4194204 bytes requested",
-                             "8.00 MiB (8388608 bytes) in total",
-                             "6.00 MiB (6291456 bytes) allocated",
-                             "6.00 MiB (6291456 bytes) reserved", "largest free block is 0 B",
-                             "empty_cache()", "batch size", "KILN_SIM_MEMORY"}) {
+    for (const char* part :
+         {"on cuda:0", "4.00 MiB (4194304 bytes)", "rounded up from 4194204 bytes requested",
+          "8.00 MiB (8388608 bytes) in total", "6.00 MiB (6291456 bytes) allocated",
+          "6.00 MiB (6291456 bytes) reserved", "largest free block is 0 B", "empty_cache()",
+          "batch size", "KILN_SIM_MEMORY"}) {
       EXPECT_NE(m.find(part), std::string::npos) << "missing '" << part << "' in: " << m;
     }
   }
@@ -312,11 +310,10 @@ TEST_F(CachingAllocator, MemorySummaryMentionsTheFigures) {
   void* a = alloc.allocate(3 * MiB, s1);
   void* b = alloc.allocate(1000, s1);
   const std::string summary = alloc.memory_summary();
-  for (const char* part : {"cuda:0", "Allocated memory", "Reserved memory", "3.00 MiB",
-                           "6.00 MiB", "Segments", "Small pool", "Large pool",
-                           "Largest free block", "Waiting on events"}) {
-    EXPECT_NE(summary.find(part), std::string::npos) << "missing '" << part << "' in:\n"
-                                                     << summary;
+  for (const char* part :
+       {"cuda:0", "Allocated memory", "Reserved memory", "3.00 MiB", "6.00 MiB", "Segments",
+        "Small pool", "Large pool", "Largest free block", "Waiting on events"}) {
+    EXPECT_NE(summary.find(part), std::string::npos) << "missing '" << part << "' in:\n" << summary;
   }
   alloc.free(a);
   alloc.free(b);
@@ -356,85 +353,6 @@ TEST_F(CachingAllocator, IsSafeToUseFromManyThreads) {
   alloc.check_invariants();
   EXPECT_EQ(alloc.stats().allocated_bytes.current, 0);
   EXPECT_LE(alloc.stats().active_blocks.peak, 4 * 9);
-}
-
-// PinnedAllocator: the same caching for pinned host memory, by power-of-two size class.
-class PinnedAllocator : public ::testing::Test {
- protected:
-  FakeHostBackend backend;
-  kiln::cuda::PinnedAllocator alloc{backend};
-};
-
-TEST_F(PinnedAllocator, RoundsToPowersOfTwoFrom512Bytes) {
-  using P = kiln::cuda::PinnedAllocator;
-  EXPECT_EQ(P::block_size(1), 512u);
-  EXPECT_EQ(P::block_size(512), 512u);
-  EXPECT_EQ(P::block_size(513), 1024u);
-  EXPECT_EQ(P::block_size(3 * MiB), 4 * MiB);
-  EXPECT_EQ(alloc.allocate(0), nullptr);
-  void* a = alloc.allocate(3000);
-  EXPECT_EQ(backend.memory.malloc_sizes, std::vector<std::size_t>{4 * KiB});
-  EXPECT_EQ(alloc.stats().allocated_bytes.current, static_cast<std::int64_t>(4 * KiB));
-  alloc.free(a);
-}
-
-TEST_F(PinnedAllocator, ReusesFreedBlocksOfTheSameSizeClass) {
-  void* a = alloc.allocate(3000);
-  alloc.free(a);
-  void* b = alloc.allocate(5000);  // another class
-  void* c = alloc.allocate(4096);
-  EXPECT_NE(b, a);
-  EXPECT_EQ(c, a);
-  EXPECT_EQ(alloc.stats().cache_hits, 1);
-  EXPECT_EQ(alloc.stats().host_allocs, 2);
-  alloc.free(b);
-  alloc.free(c);
-}
-
-TEST_F(PinnedAllocator, RecordStreamDelaysReuseUntilEventsComplete) {
-  void* s1 = fake_stream(1);
-  void* a = alloc.allocate(1 * MiB);
-  alloc.record_stream(a, s1, 2);
-  alloc.record_stream(a, s1);  // the current device (0): a second use
-  alloc.free(a);
-  EXPECT_EQ(backend.event_devices, (std::vector<int>{2, 0}));
-  void* b = alloc.allocate(1 * MiB);
-  EXPECT_NE(b, a);
-  backend.events.complete_on(s1);
-  void* c = alloc.allocate(1 * MiB);
-  EXPECT_EQ(c, a);
-  EXPECT_EQ(backend.events.live(), 0u);
-  alloc.free(b);
-  alloc.free(c);
-}
-
-TEST_F(PinnedAllocator, OutOfMemoryReleasesTheCacheThenRaises) {
-  backend.memory.set_limit(5 * MiB);
-  void* a = alloc.allocate(2 * MiB);
-  alloc.free(a);                      // cached
-  void* b = alloc.allocate(4 * MiB);  // 2 + 4 > 5: the cached block goes, then it fits
-  EXPECT_NE(b, nullptr);
-  EXPECT_EQ(alloc.stats().host_frees, 1);
-  try {
-    alloc.allocate(3 * MiB);  // 4 + 4 > 5 with nothing left to release
-    FAIL() << "expected OutOfMemoryError";
-  } catch (const OutOfMemoryError& e) {
-    EXPECT_NE(std::string(e.what()).find("4.00 MiB (4194304 bytes)"), std::string::npos)
-        << e.what();
-  }
-  EXPECT_EQ(alloc.stats().reserved_bytes.current, static_cast<std::int64_t>(4 * MiB));
-  alloc.free(b);
-  alloc.empty_cache();
-  EXPECT_EQ(backend.memory.live_buffers(), 0u);
-}
-
-TEST_F(PinnedAllocator, RejectsUnknownAndDoubleFrees) {
-  int local = 0;
-  EXPECT_THROW(alloc.free(&local), ValueError);
-  void* a = alloc.allocate(100);
-  alloc.free(a);
-  EXPECT_THROW(alloc.free(a), ValueError);
-  EXPECT_THROW(alloc.record_stream(a, nullptr), ValueError);
 }
 
 }  // namespace

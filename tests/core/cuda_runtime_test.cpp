@@ -17,12 +17,6 @@ namespace {
 using ::testing::HasSubstr;
 
 // Skips unless a second cuda device exists (SIM has 2 by default: KILN_SIM_DEVICES).
-#define KILN_REQUIRE_TWO_DEVICES()                                                          \
-  do {                                                                                      \
-    KILN_REQUIRE_CUDA();                                                                    \
-    if (device_count() < 2) GTEST_SKIP() << "needs 2 cuda devices, found " << device_count(); \
-  } while (0)
-
 // Queues real work on the current stream of `device`: a fill of a fresh tensor.
 Tensor queue_fill(int device, double value) {
   Tensor t = empty({1 << 14}, {.device = Device::cuda(device)});
@@ -181,6 +175,16 @@ TEST(CudaStreamGuard, SetsAndRestoresTheCurrentStream) {
     EXPECT_EQ(current_stream(0), outer);
   }
   EXPECT_TRUE(current_stream(0).is_default());
+}
+
+// Once a StreamGuard has given this thread a table of current streams, a bad index must
+// still be rejected rather than read from outside the table.
+TEST(CudaStreamGuard, CurrentStreamOfAnInvalidDeviceRaises) {
+  KILN_REQUIRE_CUDA();
+  const Stream s = Stream::create(device_count() - 1);
+  StreamGuard guard(s);
+  EXPECT_THROW(current_stream(-1), DeviceError);
+  EXPECT_THROW(current_stream(device_count()), DeviceError);
 }
 
 TEST(CudaStreamGuard, OnlyTouchesItsOwnDevice) {

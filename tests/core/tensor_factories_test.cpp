@@ -29,7 +29,7 @@ constexpr DType kFloatDTypes[] = {float32, float16, bfloat16, float64};
 
 // Bit-exact equality of two tensors of the same dtype (NaN-safe, -0 != +0).
 bool same_bits(const Tensor& a, const Tensor& b) {
-  const Tensor ca = a.contiguous(), cb = b.contiguous();
+  const Tensor ca = a.to(Device::cpu()).contiguous(), cb = b.to(Device::cpu()).contiguous();
   return a.dtype() == b.dtype() && a.shape() == b.shape() &&
          std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
 }
@@ -43,7 +43,7 @@ TEST(TensorFactories, ConstantFillsForEveryDtype) {
     EXPECT_EQ(e.dtype(), dt);
     EXPECT_EQ(e.shape(), Shape({2, 3}));
     EXPECT_TRUE(e.is_contiguous());
-    EXPECT_EQ(e.device(), Device::cpu());
+    EXPECT_EQ(e.device(), default_device());
     EXPECT_EQ(zeros({2, 3}, {.dtype = dt}).to_vector<double>(), std::vector<double>(6, 0.0));
     EXPECT_EQ(ones({4}, {.dtype = dt}).to_vector<double>(), std::vector<double>(4, 1.0));
     const double expected = dt == bool_ ? 1.0 : is_floating(dt) ? 2.5 : 2.0;  // converted
@@ -230,8 +230,9 @@ void expect_philox_convention(DType dt) {
   const Tensor u = uniform({n}, -1.5, 2.5, {.dtype = dt}, &g);
   const Tensor z = normal({n}, 0.5, 2.0, {.dtype = dt}, &g);
   const std::uint64_t z_offset = offset + philox_blocks(n);
-  const T* pu = u.data<T>();
-  const T* pz = z.data<T>();
+  const Tensor hu = u.to(Device::cpu()), hz = z.to(Device::cpu());
+  const T* pu = hu.data<T>();
+  const T* pz = hz.data<T>();
   using detail::RandomDistribution;
   for (std::int64_t i = 0; i < n; ++i) {
     const int lane = static_cast<int>(i % 4);

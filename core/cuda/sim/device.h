@@ -3,7 +3,9 @@
 // device_atomics.h. Included by core/cuda/kernel.h only, so that kernels stay plain CUDA.
 //
 // How CUDA constructs map onto the CPU:
-//   __global__ __device__ __host__   nothing (kernels are ordinary C++ functions)
+//   __global__ __device__ __host__   nothing (kernels are ordinary C++ functions);
+//                                    __noinline__ is left undefined: libstdc++ spells
+//                                    __attribute__((__noinline__)) and would break
 //   __shared__                       `static thread_local`: a block runs entirely on one
 //                                    OS thread and blocks on a thread run one after
 //                                    another, so each running block has its own copy.
@@ -17,7 +19,9 @@
 // Shuffles and votes follow the PTX definitions (shfl.sync, vote.sync): a lane reading
 // from a lane that does not take part (outside the mask, exited, or past the end of a
 // partial warp) gets poison, all bits set (NaN for floats), where a GPU gives an
-// undefined value.
+// undefined value. __activemask() waits until every lane of the warp has exited, waits
+// somewhere, or calls it too, and returns the lanes that called it: the lanes that
+// would be converged there on a GPU.
 #pragma once
 
 #include <cstdint>
@@ -31,7 +35,6 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
-#define __noinline__ __attribute__((noinline))
 #define __shared__ static thread_local
 #define __constant__
 #define __launch_bounds__(...)
@@ -39,19 +42,21 @@
 
 #define KILN_SIM_TLS __attribute__((tls_model("initial-exec")))
 
-extern thread_local uint3 threadIdx KILN_SIM_TLS;
-extern thread_local uint3 blockIdx KILN_SIM_TLS;
-extern thread_local uint3 blockDim KILN_SIM_TLS;
-extern thread_local uint3 gridDim KILN_SIM_TLS;
+// constinit: no dynamic initialisation, so reading one is a single %fs-relative load
+// with no TLS wrapper call, and the compiler can keep it in a register inside loops.
+extern thread_local constinit uint3 threadIdx KILN_SIM_TLS;
+extern thread_local constinit uint3 blockIdx KILN_SIM_TLS;
+extern thread_local constinit uint3 blockDim KILN_SIM_TLS;
+extern thread_local constinit uint3 gridDim KILN_SIM_TLS;
 inline constexpr int warpSize = 32;
 
 namespace kiln::sim::detail {
 
-extern thread_local unsigned char* t_dynamic_shared KILN_SIM_TLS;
+extern thread_local constinit unsigned char* t_dynamic_shared KILN_SIM_TLS;
 
 enum class WarpOp : std::uint8_t {
   shfl_idx, shfl_up, shfl_down, shfl_xor,  // param: source lane, delta, lane mask
-  ballot, any, all, sync,
+  ballot, any, all, sync, activemask,
   reduce_add_u, reduce_min_u, reduce_max_u, reduce_min_i, reduce_max_i,
 };
 

@@ -15,7 +15,7 @@ namespace kiln::sim::detail {
 
 template <class T>
 std::atomic_ref<T> atomic_at(T* address) {
-  check_alignment(address, alignof(std::atomic_ref<T>), "atomic");
+  check_alignment(address, std::atomic_ref<T>::required_alignment, "atomic");
   return std::atomic_ref<T>(*address);
 }
 

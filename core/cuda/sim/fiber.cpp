@@ -54,6 +54,11 @@ Fiber::~Fiber() {
 }
 
 void Fiber::entry(bctx::transfer_t t) {
+#if KILN_SIM_TSAN
+  // A fiber runs emulator code unchecked; the body re-enables checks around kernel code
+  // (TsanCheck in block.cpp). Ignores are per TSan fiber, so this stays with this one.
+  __tsan_ignore_thread_begin();
+#endif
   auto* fiber = static_cast<Fiber*>(t.data);
   fiber->caller_ = t.fctx;
   fiber->back_in_fiber();
@@ -63,8 +68,17 @@ void Fiber::entry(bctx::transfer_t t) {
 
 void Fiber::finish() {
   finished_ = true;
-  switch_out_of_fiber(true);
-  bctx::jump_fcontext(caller_, nullptr);
+  const bctx::fcontext_t caller = caller_;
+#if KILN_SIM_TSAN
+  void* tsan_caller = tsan_caller_;
+  __tsan_ignore_thread_end();  // the ignore that entry() began; no member access after it
+  __tsan_switch_to_fiber(tsan_caller, kTsanNoSync);
+#endif
+#if KILN_SIM_ASAN
+  // No fake-stack slot: ASan frees this fiber's fake frames.
+  __sanitizer_start_switch_fiber(nullptr, caller_stack_bottom_, caller_stack_size_);
+#endif
+  bctx::jump_fcontext(caller, nullptr);
   std::abort();  // a finished fiber is never resumed
 }
 
@@ -87,16 +101,12 @@ void Fiber::back_in_caller() {
 #endif
 }
 
-void Fiber::switch_out_of_fiber(bool finishing) {
+void Fiber::switch_out_of_fiber() {
 #if KILN_SIM_TSAN
   __tsan_switch_to_fiber(tsan_caller_, kTsanNoSync);
 #endif
 #if KILN_SIM_ASAN
-  // A finishing fiber passes no fake-stack slot: ASan then frees its fake frames.
-  __sanitizer_start_switch_fiber(finishing ? nullptr : &fiber_fake_stack_, caller_stack_bottom_,
-                                 caller_stack_size_);
-#else
-  (void)finishing;
+  __sanitizer_start_switch_fiber(&fiber_fake_stack_, caller_stack_bottom_, caller_stack_size_);
 #endif
 }
 

@@ -34,10 +34,11 @@ class Fiber {
   }
   // From inside the fiber: returns to the scheduler that resumed it.
   void suspend() {
-    switch_out_of_fiber(false);
+    switch_out_of_fiber();
     caller_ = boost::context::detail::jump_fcontext(caller_, nullptr).fctx;
     back_in_fiber();
   }
+  bool started() const { return caller_ != nullptr; }
   bool finished() const { return finished_; }
 
  private:
@@ -46,7 +47,7 @@ class Fiber {
   // Sanitizer announcements around each switch (empty without sanitizers).
   void switch_out_of_caller();
   void back_in_caller();
-  void switch_out_of_fiber(bool finishing);
+  void switch_out_of_fiber();
   void back_in_fiber();
 
   Body body_;
@@ -69,7 +70,7 @@ class Fiber {
 #if !KILN_SIM_ASAN && !KILN_SIM_TSAN
 inline void Fiber::switch_out_of_caller() {}
 inline void Fiber::back_in_caller() {}
-inline void Fiber::switch_out_of_fiber(bool) {}
+inline void Fiber::switch_out_of_fiber() {}
 inline void Fiber::back_in_fiber() {}
 #endif
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "kiln/core/cuda/sim/runtime.h"
 
@@ -19,9 +20,10 @@ struct LaunchDesc {
   dim3 block;
   std::size_t shared_bytes = 0;  // dynamic shared memory per block
   cudaStream_t stream = nullptr;
-  // Runs the kernel once for the current CUDA thread: invoke(kernel, params).
-  void (*invoke)(const void* kernel, const void* params) = nullptr;
-  const void* params = nullptr;  // the converted arguments, read-only while blocks run
+  // Runs the kernel once for the current CUDA thread: invoke(call), where `call` holds
+  // the kernel pointer and its converted arguments (read-only while blocks run).
+  void (*invoke)(const void* call) = nullptr;
+  const void* call = nullptr;
 };
 
 // Checks the configuration (block size, grid size, shared memory, stream and device),
@@ -29,8 +31,8 @@ struct LaunchDesc {
 // like every runtime call it also records the error for cudaGetLastError.
 cudaError_t launch(const LaunchDesc& desc);
 
-// The kernel name in a launch text: its first top-level argument, without parentheses
-// ("scale<float, 4>, grid, ..." -> "scale<float, 4>").
-const char* kernel_name_of(const char* launch_text, char* buffer, std::size_t size);
+// The kernel name in a launch text: its first top-level argument, without enclosing
+// parentheses ("scale<float, 4>, grid, ..." -> "scale<float, 4>").
+std::string kernel_name_of(const char* launch_text);
 
 }  // namespace kiln::sim
