@@ -3,6 +3,7 @@
 
 #include <ostream>
 
+#include "kiln/core/autograd_meta.h"
 #include "kiln/core/cuda/tensor_cuda.h"
 
 namespace kiln {
@@ -83,5 +84,57 @@ void Tensor::read_element(std::int64_t element, void* out) const {
 }
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
+
+AutogradMeta& Tensor::autograd_meta() const {
+  impl();  // raises for an undefined tensor
+  if (!impl_->autograd) impl_->autograd = std::make_shared<AutogradMeta>();
+  return *impl_->autograd;
+}
+
+bool Tensor::requires_grad() const {
+  const auto& meta = impl().autograd;
+  return meta && meta->requires_grad;
+}
+
+Tensor& Tensor::requires_grad_(bool on) {
+  KILN_CHECK(is_leaf(), ValueError,
+             "requires_grad_: only leaf tensors can change requires_grad; this one was produced by ",
+             "an operation (call detach() first)");
+  KILN_CHECK(!on || is_floating(dtype()), TypeError,
+             "requires_grad_: only floating tensors can require gradients, got ", dtype());
+  autograd_meta().requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::grad() const {
+  const auto& meta = impl().autograd;
+  return meta ? meta->grad : Tensor();
+}
+
+void Tensor::set_grad(const Tensor& grad) const {
+  KILN_CHECK(!grad.defined() || grad.shape() == shape(), ShapeError, "set_grad: gradient of shape ",
+             grad.defined() ? grad.shape() : Shape{}, " for a tensor of shape ", shape());
+  autograd_meta().grad = grad;
+}
+
+const std::shared_ptr<Node>& Tensor::grad_fn() const {
+  static const std::shared_ptr<Node> kNone;
+  const auto& meta = impl().autograd;
+  return meta ? meta->grad_fn : kNone;
+}
+
+namespace {
+thread_local bool t_grad_enabled = true;
+}  // namespace
+
+bool GradMode::enabled() { return t_grad_enabled; }
+void GradMode::set_enabled(bool on) { t_grad_enabled = on; }
+
+Tensor Tensor::recorded(Tensor out, const ViewInfo& info) const {
+  if (detail::view_hook && requires_grad() && GradMode::enabled()) detail::view_hook(*this, out, info);
+  return out;
+}
+
+Tensor Tensor::detach() const { return make_view(shape(), strides(), offset()); }
 
 }  // namespace kiln

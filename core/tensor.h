@@ -24,6 +24,9 @@
 namespace kiln {
 
 class Generator;
+class Node;  // an autograd graph node (kernels/autograd/node.h)
+struct AutogradMeta;
+struct ViewInfo;
 
 // Keyword-style options: kiln::zeros({2, 3}, {.dtype = kiln::float64, .device = Device::cuda()}).
 // Unset fields mean float32 (or the C++ type's dtype for data factories) and
@@ -39,6 +42,8 @@ struct TensorImpl {
   Strides strides;
   std::int64_t offset = 0;  // in elements
   DType dtype = DType::float32;
+  // Autograd state (requires_grad, grad, grad_fn); null until autograd touches the tensor.
+  std::shared_ptr<AutogradMeta> autograd;
 };
 
 class Tensor {
@@ -110,9 +115,24 @@ class Tensor {
 
   std::string str() const;  // see tensor_print.cpp
 
+  // Autograd state. The graph itself is built and run by kernels/autograd (kiln::backward);
+  // core only stores it. A tensor that requires grad and has no grad_fn is a leaf.
+  bool requires_grad() const;
+  Tensor& requires_grad_(bool on = true);  // leaves only (ValueError otherwise)
+  Tensor grad() const;                           // undefined until a backward reaches it
+  void set_grad(const Tensor& grad) const;
+  const std::shared_ptr<Node>& grad_fn() const;
+  bool is_leaf() const { return grad_fn() == nullptr; }
+  // The same data with no autograd history (shares storage).
+  Tensor detach() const;
+  AutogradMeta& autograd_meta() const;  // created on first use
+  TensorImpl& unsafe_impl() const { return *impl_; }
+
  private:
   const TensorImpl& impl() const;
   Tensor make_view(Shape shape, Strides strides, std::int64_t offset) const;
+  // Records `out` (a view or copy of *this) in the autograd graph when *this requires grad.
+  Tensor recorded(Tensor out, const ViewInfo& info) const;
   std::int64_t element_offset(std::span<const std::int64_t> index, const char* op) const;
   void read_element(std::int64_t offset, void* out) const;  // one element, raw bytes
 

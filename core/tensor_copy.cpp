@@ -1,6 +1,7 @@
 // Copies between tensors: dtype conversion, strides, broadcasting and devices.
 #include <cstring>
 
+#include "kiln/core/autograd_meta.h"
 #include "kiln/core/cpu_loops.h"
 #include "kiln/core/cuda/tensor_cuda.h"
 #include "kiln/core/tensor.h"
@@ -41,6 +42,9 @@ void copy_same_device(const Tensor& dst, const Tensor& src) {
 }  // namespace
 
 Tensor& Tensor::copy_(const Tensor& src) {
+  KILN_CHECK(!(requires_grad() && GradMode::enabled()), ValueError,
+             "copy_: in-place write into a tensor that requires grad while recording; wrap it in ",
+             "a NoGradGuard (as optimizers do) or write into a detach()ed tensor");
   KILN_CHECK(broadcast_shapes(src.shape(), shape(), "copy_") == shape(), ShapeError,
              "copy_: source of shape ", src.shape(), " cannot be broadcast to the destination shape ",
              shape());
@@ -65,7 +69,7 @@ Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 Tensor Tensor::clone() const {
   Tensor out = empty(shape(), {.dtype = dtype(), .device = device()});
   copy_same_device(out, *this);
-  return out;
+  return recorded(out, {.kind = ViewKind::copy});
 }
 
 Tensor Tensor::to(Device target) const { return to(target, dtype()); }
@@ -75,11 +79,14 @@ Tensor Tensor::to(Device target, DType target_dtype) const {
   if (target == device() && target_dtype == dtype()) return *this;
   check_device(target, "to");
   Tensor out = empty(shape(), {.dtype = target_dtype, .device = target});
-  out.copy_(*this);
-  return out;
+  out.copy_(detach());
+  return recorded(out, {.kind = ViewKind::copy});
 }
 
 Tensor& Tensor::fill_(double value) {
+  KILN_CHECK(!(requires_grad() && GradMode::enabled()), ValueError,
+             "fill_: in-place write into a tensor that requires grad while recording; wrap it in a ",
+             "NoGradGuard or write into a detach()ed tensor");
   if (numel() == 0) return *this;
   const StridedView v = strided_view();
   if (device().is_cuda()) {

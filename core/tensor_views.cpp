@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "kiln/core/autograd_meta.h"
 #include "kiln/core/tensor.h"
 
 namespace kiln {
@@ -70,13 +71,13 @@ Tensor Tensor::view(const Shape& requested) const {
   KILN_CHECK(strides.has_value(), ShapeError, "view: cannot view a tensor of shape ", shape(),
              " and strides ", this->strides(), " as ", target,
              " without copying; call reshape() (which copies) or contiguous() first");
-  return make_view(target, *strides, offset());
+  return recorded(make_view(target, *strides, offset()), {.kind = ViewKind::reshape});
 }
 
 Tensor Tensor::reshape(const Shape& requested) const {
   const Shape target = infer_shape(requested, numel(), shape(), "reshape");
   if (auto strides = view_strides(shape(), this->strides(), target)) {
-    return make_view(target, *strides, offset());
+    return recorded(make_view(target, *strides, offset()), {.kind = ViewKind::reshape});
   }
   return contiguous().view(target);
 }
@@ -86,6 +87,7 @@ Tensor Tensor::permute(std::span<const std::int64_t> axes) const {
              " axes given for a tensor of shape ", shape());
   Shape new_shape = shape(), new_strides = strides();
   bool seen[Shape::kMaxDims] = {};
+  Shape order;
   for (int d = 0; d < ndim(); ++d) {
     const int a = shape().normalize_axis(axes[d], "permute");
     KILN_CHECK(!seen[a], ValueError, "permute: axis ", axes[d], " repeats in the permutation of shape ",
@@ -93,8 +95,9 @@ Tensor Tensor::permute(std::span<const std::int64_t> axes) const {
     seen[a] = true;
     new_shape[d] = shape()[a];
     new_strides[d] = strides()[a];
+    order.push_back(a);
   }
-  return make_view(new_shape, new_strides, offset());
+  return recorded(make_view(new_shape, new_strides, offset()), {.kind = ViewKind::permute, .axes = order});
 }
 
 Tensor Tensor::transpose(std::int64_t a, std::int64_t b) const {
@@ -103,7 +106,10 @@ Tensor Tensor::transpose(std::int64_t a, std::int64_t b) const {
   Shape new_shape = shape(), new_strides = strides();
   std::swap(new_shape[ia], new_shape[ib]);
   std::swap(new_strides[ia], new_strides[ib]);
-  return make_view(new_shape, new_strides, offset());
+  Shape order;
+  for (int d = 0; d < ndim(); ++d) order.push_back(d);
+  std::swap(order[ia], order[ib]);
+  return recorded(make_view(new_shape, new_strides, offset()), {.kind = ViewKind::permute, .axes = order});
 }
 
 Tensor Tensor::t() const {
@@ -127,7 +133,8 @@ Tensor Tensor::slice(std::int64_t axis, std::int64_t start, std::int64_t stop, s
   new_strides[d] = strides()[d] * step;
   // An empty slice keeps the offset in range of the storage.
   const std::int64_t new_offset = new_shape[d] == 0 ? offset() : offset() + lo * strides()[d];
-  return make_view(new_shape, new_strides, new_offset);
+  return recorded(make_view(new_shape, new_strides, new_offset),
+                  {.kind = ViewKind::slice, .axis = d, .start = lo, .step = step});
 }
 
 Tensor Tensor::select(std::int64_t axis, std::int64_t index) const {
@@ -139,7 +146,8 @@ Tensor Tensor::select(std::int64_t axis, std::int64_t index) const {
   Shape new_shape = shape(), new_strides = strides();
   new_shape.erase(d);
   new_strides.erase(d);
-  return make_view(new_shape, new_strides, offset() + index * strides()[d]);
+  return recorded(make_view(new_shape, new_strides, offset() + index * strides()[d]),
+                  {.kind = ViewKind::select, .axis = d, .index = index});
 }
 
 Tensor Tensor::expand(const Shape& target) const {
@@ -161,7 +169,7 @@ Tensor Tensor::expand(const Shape& target) const {
     new_shape[d] = want;
     new_strides[d] = (src >= 0 && have == want) ? strides()[src] : 0;
   }
-  return make_view(new_shape, new_strides, offset());
+  return recorded(make_view(new_shape, new_strides, offset()), {.kind = ViewKind::expand});
 }
 
 Tensor Tensor::squeeze() const {
@@ -171,7 +179,7 @@ Tensor Tensor::squeeze() const {
     new_shape.push_back(shape()[d]);
     new_strides.push_back(strides()[d]);
   }
-  return make_view(new_shape, new_strides, offset());
+  return recorded(make_view(new_shape, new_strides, offset()), {.kind = ViewKind::reshape});
 }
 
 Tensor Tensor::squeeze(std::int64_t axis) const {
@@ -181,7 +189,7 @@ Tensor Tensor::squeeze(std::int64_t axis) const {
   Shape new_shape = shape(), new_strides = strides();
   new_shape.erase(d);
   new_strides.erase(d);
-  return make_view(new_shape, new_strides, offset());
+  return recorded(make_view(new_shape, new_strides, offset()), {.kind = ViewKind::reshape});
 }
 
 Tensor Tensor::unsqueeze(std::int64_t axis) const {
@@ -193,7 +201,7 @@ Tensor Tensor::unsqueeze(std::int64_t axis) const {
   const std::int64_t stride = d < ndim() ? strides()[d] * shape()[d] : 1;
   new_shape.insert(d, 1);
   new_strides.insert(d, stride);
-  return make_view(new_shape, new_strides, offset());
+  return recorded(make_view(new_shape, new_strides, offset()), {.kind = ViewKind::reshape});
 }
 
 }  // namespace kiln

@@ -25,8 +25,8 @@ def read_steps(work):
     for line in path.read_text().splitlines() if path.exists() else []:
         name, rc, seconds = line.split("\t")
         rc = int(rc)
-        status = "skipped (out of time)" if rc == -1 else "timed out" if rc in (124, 137) \
-            else "ok" if rc == 0 else f"failed (exit {rc})"
+        status = {-1: "skipped (out of time)", -2: "skipped (tool not found)", 0: "ok",
+                  124: "timed out", 137: "timed out"}.get(rc, f"failed (exit {rc})")
         steps.append({"step": name, "exit_code": rc, "seconds": int(seconds), "status": status})
     return steps
 
@@ -78,11 +78,12 @@ def bench_rows(doc):
     for entry in doc.get("benchmarks", []):
         if entry.get("run_type") == "aggregate" and entry.get("aggregate_name") != "median":
             continue
-        counters = {k: v for k, v in entry.items()
-                    if k not in BENCH_STANDARD and isinstance(v, (int, float))}
+        counters = {k: v for k, v in entry.items() if k not in BENCH_STANDARD
+                    and isinstance(v, (int, float)) and not isinstance(v, bool)}
         rows.append({"name": entry.get("name"), "real_time": entry.get("real_time"),
                      "time_unit": entry.get("time_unit"), "iterations": entry.get("iterations"),
-                     "counters": counters})
+                     "counters": counters, "error": entry.get("error_message")
+                     if entry.get("error_occurred") else None})
     return rows
 
 
@@ -128,6 +129,9 @@ def markdown(summary, failure_tail):
         lines += ["", f"benchmarks {program}{cut}:", "",
                   "| benchmark | time | figures |", "| --- | --- | --- |"]
         for r in bench["rows"]:
+            if r["error"] is not None:
+                lines.append(f"| {r['name']} | - | skipped: {r['error']} |")
+                continue
             figs = ", ".join(fmt_counter(k, v) for k, v in r["counters"].items())
             lines.append(f"| {r['name']} | {r['real_time']:.4g} {r['time_unit']} | {figs} |")
     if failure_tail:

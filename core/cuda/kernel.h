@@ -32,6 +32,7 @@
 
 #include <cstddef>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "kiln/core/half.h"
@@ -95,6 +96,9 @@ namespace detail {
 // One launch, built by KILN_LAUNCH; calling it with the kernel's arguments launches.
 template <class... Params>
 class Launch {
+  static_assert((!std::is_reference_v<Params> && ...),
+                "a __global__ function takes its parameters by value, as CUDA requires");
+
  public:
   Launch(const char* text, const char* call, const char* file, int line,
          void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared_bytes,

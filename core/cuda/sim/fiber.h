@@ -27,15 +27,19 @@ class Fiber {
   // From the scheduler: runs the fiber until it suspends or finishes. Inline, as is
   // suspend(): an extra call level around a stack switch costs return mispredictions
   // that doubled the round trip (18 ns -> 44 ns) when measured.
+  // The target is read before the sanitizer hears of the switch, so that TSan charges
+  // the read to the side that owns it.
   void resume() {
+    const boost::context::detail::fcontext_t target = context_;
     switch_out_of_caller();
-    context_ = boost::context::detail::jump_fcontext(context_, this).fctx;
+    context_ = boost::context::detail::jump_fcontext(target, this).fctx;
     back_in_caller();
   }
   // From inside the fiber: returns to the scheduler that resumed it.
   void suspend() {
+    const boost::context::detail::fcontext_t target = caller_;
     switch_out_of_fiber();
-    caller_ = boost::context::detail::jump_fcontext(caller_, nullptr).fctx;
+    caller_ = boost::context::detail::jump_fcontext(target, nullptr).fctx;
     back_in_fiber();
   }
   bool started() const { return caller_ != nullptr; }

@@ -229,6 +229,30 @@ TEST_F(BarrierTest, CountAndOrOverAnOddBlock) {
   EXPECT_EQ(out.to_host(), (std::vector<int>{13, 1, 0, 1, 0}));
 }
 
+// ---- the hardware guard: inline PTX on a GPU, the plain-CUDA fallback in SIM ----
+
+__device__ unsigned lane_id() {
+#if KILN_DEVICE_HAS_HARDWARE
+  unsigned id;
+  asm volatile("mov.u32 %0, %%laneid;" : "=r"(id));
+  return id;
+#else
+  return (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % warpSize;
+#endif
+}
+
+__global__ void record_lane_ids(unsigned* out) {
+  out[threadIdx.x + blockDim.x * threadIdx.y] = lane_id();
+}
+
+TEST_F(BarrierTest, HardwareGuardFallbackRunsInSim) {
+  EXPECT_EQ(KILN_DEVICE_HAS_HARDWARE, 0);  // host code: 0 in every build
+  DeviceArray<unsigned> out(70);
+  KILN_LAUNCH(record_lane_ids, 1, dim3(7, 10), 0, nullptr)(out.get());
+  const auto got = out.to_host();
+  for (unsigned t = 0; t < 70; ++t) EXPECT_EQ(got[t], t % 32) << t;
+}
+
 // ---- kernel arguments and fp16 ----
 
 __global__ void convert_args(std::int64_t n, float scale, double* out) {

@@ -174,6 +174,10 @@ __global__ void store_int4_at(int* p, int offset) {
   cuda::store_vector(p + offset + 4 * static_cast<int>(threadIdx.x), make_int4(1, 2, 3, 4));
 }
 
+__global__ void load_float2_at(const float* p, int offset, float* out) {
+  out[threadIdx.x] = cuda::load_vector<float2>(p + offset).y;
+}
+
 __global__ void atomic_at(char* p, int offset) {
   atomicAdd(reinterpret_cast<int*>(p + offset), 1);
 }
@@ -192,6 +196,10 @@ TEST_F(PlantedBugTest, MisalignedVectorAndAtomicAccessesFault) {
   DeviceArray<int> ints(256);
   EXPECT_THAT([&] { KILN_LAUNCH(store_int4_at, 1, 8, 0, nullptr)(ints.get(), 2); },
               ThrowsMessage<CudaError>(HasSubstr("vector store")));
+  reset_device_error(0);
+  KILN_LAUNCH(load_float2_at, 1, 1, 0, nullptr)(data.get(), 2, out.get());
+  EXPECT_THAT([&] { KILN_LAUNCH(load_float2_at, 1, 1, 0, nullptr)(data.get(), 3, out.get()); },
+              ThrowsMessage<CudaError>(HasSubstr("8-byte alignment")));
   reset_device_error(0);
   DeviceArray<char> bytes(64);
   EXPECT_THAT([&] { KILN_LAUNCH(atomic_at, 1, 1, 0, nullptr)(bytes.get(), 2); },

@@ -144,6 +144,9 @@ struct Counters {
   float add_f;
   double add_d;
   unsigned short cas_us;
+  unsigned long long cas_ull;
+  unsigned min_u;
+  float exch_f;
 };
 
 __global__ void hammer(Counters* c, int* exch_old, int n) {
@@ -176,6 +179,13 @@ __global__ void hammer(Counters* c, int* exch_old, int n) {
     seen = us;
     us = atomicCAS(&c->cas_us, seen, static_cast<unsigned short>(seen + 1));
   } while (us != seen);
+  unsigned long long seen_ull = atomicCAS(&c->cas_ull, 0ull, 0ull), want_ull;
+  do {
+    want_ull = seen_ull;
+    seen_ull = atomicCAS(&c->cas_ull, want_ull, want_ull + (1ull << 35));
+  } while (seen_ull != want_ull);
+  atomicMin(&c->min_u, static_cast<unsigned>(n - t));
+  atomicExch(&c->exch_f, 2.5f);
   exch_old[t] = atomicExch(&exch_old[n], t);
 }
 
@@ -186,6 +196,7 @@ TEST_F(AtomicTest, ExactUnderContentionFromManyBlocks) {
   Counters init{};
   init.min_i = 0;
   init.and_u = ~0u;
+  init.min_u = ~0u;
   DeviceArray<Counters> c(std::vector<Counters>{init});
   std::vector<int> exch(n + 1, 0);
   exch[n] = -1;
@@ -210,6 +221,9 @@ TEST_F(AtomicTest, ExactUnderContentionFromManyBlocks) {
   EXPECT_EQ(r.add_f, static_cast<float>(n));
   EXPECT_EQ(r.add_d, 0.25 * n);
   EXPECT_EQ(r.cas_us, static_cast<unsigned short>(n));
+  EXPECT_EQ(r.cas_ull, static_cast<unsigned long long>(n) << 35);
+  EXPECT_EQ(r.min_u, 1u);
+  EXPECT_EQ(r.exch_f, 2.5f);
   // atomicExch hands every value on exactly once: the olds plus the final value are
   // the initial -1 and every thread index.
   auto olds = dexch.to_host();
