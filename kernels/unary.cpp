@@ -32,7 +32,7 @@ Tensor unary(UnaryOp op, const Tensor& x, double alpha, const char* name) {
   KILN_ON_DEVICE(x.device(), name, cpu::unary_forward(op, alpha, x.dtype(), loop),
                  cuda::unary_forward(op, alpha, x.dtype(), loop, x.device().index()));
   if (needs_grad({&x})) {
-    record(std::string(name) + "Backward", {x}, {y},
+    record(backward_name(name), {x}, {y},
            [op, alpha, x = x.detach(), y = y.detach()](std::vector<Tensor>& g) {
              return std::vector<Tensor>{unary_backward(op, alpha, x, y, g[0])};
            });

@@ -250,15 +250,16 @@ void CachingAllocator::Impl::free(void* ptr) {
   stats.active_blocks.add(-1);
   if (b->stream_uses.empty()) {
     return_to_pool(b);
-    return;
+  } else {
+    for (void* s : b->stream_uses) {
+      void* event = acquire_event();
+      pending[s].emplace_back(event, b);
+      ++b->pending_events;
+      backend.record_event(event, s);
+    }
+    b->stream_uses.clear();
   }
-  for (void* s : b->stream_uses) {
-    void* event = acquire_event();
-    pending[s].emplace_back(event, b);
-    ++b->pending_events;
-    backend.record_event(event, s);
-  }
-  b->stream_uses.clear();
+  if (!config.cache) empty_cache();
 }
 
 void CachingAllocator::Impl::record_stream(void* ptr, void* stream) {

@@ -51,6 +51,10 @@ struct AllocatorConfig {
   // A split leaves the remainder as a free block only when it is at least this big
   // (small pool: one granule; large pool: 1 MiB, smaller tails stay inside the block).
   std::size_t large_split_min = 1 << 20;
+  // false: every free returns fully free segments to the backend at once (the
+  // KILN_CUDA_NO_CACHING=1 switch), so compute-sanitizer sees each block as its own
+  // allocation and catches out-of-bounds accesses that a cached segment would hide.
+  bool cache = true;
 };
 
 class CachingAllocator {

@@ -2,6 +2,7 @@
 // implements the same calls): DeviceBackend for CachingAllocator, HostBackend for
 // PinnedAllocator, and the process-wide device_allocator(index). ON and SIM builds only.
 #include <array>
+#include <cstdlib>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -138,7 +139,10 @@ CachingAllocator& device_allocator(int index) {
   auto& slot = all.allocators[index];
   if (slot.load(std::memory_order_relaxed) == nullptr) {
     auto* backend = new CudaDeviceBackend(index);  // lives as long as its allocator: forever
-    slot.store(new CachingAllocator(index, *backend), std::memory_order_release);
+    AllocatorConfig config;
+    const char* no_caching = std::getenv("KILN_CUDA_NO_CACHING");
+    config.cache = !(no_caching && *no_caching && *no_caching != '0');
+    slot.store(new CachingAllocator(index, *backend, config), std::memory_order_release);
   }
   return *slot.load(std::memory_order_relaxed);
 }

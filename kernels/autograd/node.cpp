@@ -1,5 +1,7 @@
 #include "kiln/kernels/autograd/node.h"
 
+#include <cctype>
+
 #include "kiln/core/autograd_meta.h"
 #include "kiln/kernels/binary.h"
 
@@ -45,6 +47,20 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
     if (t.defined() && t.requires_grad()) return true;
   }
   return false;
+}
+
+std::string backward_name(std::string_view op) {
+  std::string out;
+  bool upper = true;
+  for (char c : op) {
+    if (c == '_') {
+      upper = true;
+      continue;
+    }
+    out += upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+    upper = false;
+  }
+  return out + "Backward";
 }
 
 Edge gradient_edge(const Tensor& t) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kiln/core/tensor.h"
@@ -75,6 +76,9 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 //   });
 void record(std::string name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             BackwardFn fn);
+
+// The graph-node name of an op: "leaky_relu" -> "LeakyReluBackward".
+std::string backward_name(std::string_view op);
 
 // The edge that carries a gradient into `t`: its grad_fn, its leaf accumulator, or none.
 Edge gradient_edge(const Tensor& t);

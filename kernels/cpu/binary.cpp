@@ -1,0 +1,123 @@
+// cpu implementation of the binary family: the formulas of kernels/binary_math.h over
+// kernels/cpu/loops.h.
+#include "kiln/kernels/binary_impl.h"
+#include "kiln/kernels/cpu/loops.h"
+
+namespace kiln::cpu {
+namespace {
+
+[[noreturn]] void unsupported(const char* what, DType dtype) {
+  KILN_THROW(InternalError, what, ": dtype ", dtype, " reached the cpu loop (binary.cpp checks it)");
+}
+
+// Ops with an op(s, x) scalar form (sub(s, x), div(s, x)); the others need no instantiation.
+constexpr bool has_scalar_first(BinaryOp op) { return op == BinaryOp::sub || op == BinaryOp::div; }
+
+}  // namespace
+
+void binary_forward(BinaryOp op, DType dtype, const ElementwiseLoop<3>& loop) {
+  visit_binary_op(op, [&]<BinaryOp Op>() {
+    visit_dtype(dtype, [&]<class T>() {
+      if constexpr (binary_arithmetic_supports<T>) {
+        binary_loop<T, T, T>(loop, BinaryFn<Op, T>{});
+      } else {
+        unsupported("binary_forward", dtype);
+      }
+    });
+  });
+}
+
+void binary_scalar_forward(BinaryOp op, DType dtype, ScalarOperand s, const ElementwiseLoop<2>& loop) {
+  visit_binary_op(op, [&]<BinaryOp Op>() {
+    visit_dtype(dtype, [&]<class T>() {
+      using C = math::compute_t<T>;
+      if constexpr (!binary_arithmetic_supports<T>) {
+        unsupported("binary_scalar_forward", dtype);
+      } else if (!s.first) {
+        unary_loop<T, T>(loop, BinaryScalarFn<Op, T, false>{static_cast<C>(s.value)});
+      } else if constexpr (has_scalar_first(Op)) {
+        unary_loop<T, T>(loop, BinaryScalarFn<Op, T, true>{static_cast<C>(s.value)});
+      } else {
+        KILN_THROW(InternalError, "binary_scalar_forward: no op(s, x) form for this op");
+      }
+    });
+  });
+}
+
+void binary_backward(BinaryOp op, int wrt, DType dtype, const ElementwiseLoop<4>& loop) {
+  visit_binary_op(op, [&]<BinaryOp Op>() {
+    visit_dtype(dtype, [&]<class T>() {
+      if constexpr (binary_grad_supports<T>) {
+        if (wrt == 0) {
+          ternary_loop<T, T, T, T>(loop, BinaryGradFn<Op, T, 0>{});
+        } else {
+          ternary_loop<T, T, T, T>(loop, BinaryGradFn<Op, T, 1>{});
+        }
+      } else {
+        unsupported("binary_backward", dtype);
+      }
+    });
+  });
+}
+
+void binary_scalar_backward(BinaryOp op, DType dtype, ScalarOperand s, const ElementwiseLoop<3>& loop) {
+  visit_binary_op(op, [&]<BinaryOp Op>() {
+    visit_dtype(dtype, [&]<class T>() {
+      using C = math::compute_t<T>;
+      if constexpr (!binary_grad_supports<T>) {
+        unsupported("binary_scalar_backward", dtype);
+      } else if (!s.first) {
+        binary_loop<T, T, T>(loop, BinaryScalarGradFn<Op, T, false>{static_cast<C>(s.value)});
+      } else if constexpr (has_scalar_first(Op)) {
+        binary_loop<T, T, T>(loop, BinaryScalarGradFn<Op, T, true>{static_cast<C>(s.value)});
+      } else {
+        KILN_THROW(InternalError, "binary_scalar_backward: no op(s, x) form for this op");
+      }
+    });
+  });
+}
+
+void compare(CompareOp op, DType dtype, const ElementwiseLoop<3>& loop) {
+  visit_compare_op(op, [&]<CompareOp Op>() {
+    visit_dtype(dtype, [&]<class T>() { binary_loop<bool, T, T>(loop, CompareFn<Op, T>{}); });
+  });
+}
+
+void where(DType dtype, const ElementwiseLoop<4>& loop) {
+  visit_dtype(dtype, [&]<class T>() { ternary_loop<T, bool, T, T>(loop, WhereFn<T>{}); });
+}
+
+void clamp(DType dtype, double lo, double hi, const ElementwiseLoop<2>& loop) {
+  visit_dtype(dtype, [&]<class T>() {
+    using C = math::compute_t<T>;
+    if constexpr (binary_arithmetic_supports<T>) {
+      unary_loop<T, T>(loop, ClampFn<T>{clamp_bound<C>(lo, true), clamp_bound<C>(hi, false)});
+    } else {
+      unsupported("clamp", dtype);
+    }
+  });
+}
+
+void clamp_backward(DType dtype, double lo, double hi, const ElementwiseLoop<3>& loop) {
+  visit_dtype(dtype, [&]<class T>() {
+    using C = math::compute_t<T>;
+    if constexpr (binary_grad_supports<T>) {
+      binary_loop<T, T, T>(loop, ClampGradFn<T>{static_cast<C>(lo), static_cast<C>(hi)});
+    } else {
+      unsupported("clamp_backward", dtype);
+    }
+  });
+}
+
+void axpy(DType dtype, double alpha, const ElementwiseLoop<3>& loop) {
+  visit_dtype(dtype, [&]<class T>() {
+    using C = math::compute_t<T>;
+    if constexpr (binary_arithmetic_supports<T>) {
+      binary_loop<T, T, T>(loop, AxpyFn<T>{static_cast<C>(alpha)});
+    } else {
+      unsupported("axpy", dtype);
+    }
+  });
+}
+
+}  // namespace kiln::cpu

@@ -1,0 +1,158 @@
+// cpu GEMM: oneDNN's matmul primitive (float32, bfloat16, and float16 where this CPU's
+// oneDNN has it) with strided and transposed operands and the bias fused; a 16-bit GEMM
+// that oneDNN lacks here runs in float32 (inputs widened exactly, C rounded once), and
+// float64, which oneDNN has no matmul for, is a blocked OpenMP loop (cpu/matmul_fallback.cpp).
+// Primitives are cached by problem layout (Note [oneDNN primitive cache]).
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <list>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "kiln/kernels/cpu/matmul_fallback.h"
+#include "kiln/kernels/matmul_impl.h"
+
+namespace kiln::cpu {
+namespace {
+
+using dnnl::memory;
+
+// One engine and one stream for the process: oneDNN's cpu stream holds no state between
+// primitives (execution is synchronous, threaded by OpenMP), so every caller shares it.
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+dnnl::stream& stream() {
+  static dnnl::stream s(engine());
+  return s;
+}
+
+memory::data_type dnnl_type(DType dtype) {
+  switch (dtype) {
+    case DType::float32: return memory::data_type::f32;
+    case DType::bfloat16: return memory::data_type::bf16;
+    case DType::float16: return memory::data_type::f16;
+    default: KILN_THROW(InternalError, "cpu gemm: no oneDNN type for ", dtype);
+  }
+}
+
+// Note [oneDNN primitive cache]
+// Creating a matmul primitive (choosing and JIT-compiling a kernel) costs far more than a
+// small GEMM, so primitives are kept, keyed by everything their memory descriptors encode:
+// dtype, sizes, leading dimensions, transposes, batch strides and whether a bias is
+// fused. Data pointers are not part of a primitive and are bound at each execution. The
+// cache is a bounded LRU; a layout this oneDNN cannot compute is cached as "none" so the
+// float32 fallback is chosen without asking again.
+struct Key {
+  DType dtype;
+  std::int64_t batch, m, n, k;
+  std::int64_t lda, ldb, stride_a, stride_b;
+  bool trans_a, trans_b, bias;
+  bool operator==(const Key&) const = default;
+};
+
+struct KeyHash {
+  std::size_t operator()(const Key& k) const {
+    std::size_t h = static_cast<std::size_t>(k.dtype);
+    for (std::int64_t v : {k.batch, k.m, k.n, k.k, k.lda, k.ldb, k.stride_a, k.stride_b}) {
+      h = h * 1000003u ^ static_cast<std::size_t>(v);
+    }
+    return h * 8u + (k.trans_a ? 4u : 0u) + (k.trans_b ? 2u : 0u) + (k.bias ? 1u : 0u);
+  }
+};
+
+class PrimitiveCache {
+ public:
+  static constexpr std::size_t kCapacity = 256;
+
+  // The cached primitive for `key`, made by `make` on a miss.
+  template <class Make>
+  std::optional<dnnl::matmul> get(const Key& key, Make&& make) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = index_.find(key); it != index_.end()) {
+      entries_.splice(entries_.begin(), entries_, it->second);
+      return it->second->second;
+    }
+    entries_.emplace_front(key, make());
+    index_[key] = entries_.begin();
+    if (entries_.size() > kCapacity) {
+      index_.erase(entries_.back().first);
+      entries_.pop_back();
+    }
+    return entries_.front().second;
+  }
+
+ private:
+  using Entry = std::pair<Key, std::optional<dnnl::matmul>>;
+  std::mutex mutex_;
+  std::list<Entry> entries_;  // most recently used first
+  std::unordered_map<Key, std::list<Entry>::iterator, KeyHash> index_;
+};
+
+PrimitiveCache& cache() {
+  static PrimitiveCache* c = new PrimitiveCache;  // lives past static destruction
+  return *c;
+}
+
+// (batch or 1, rows, cols) with the operand's strides; a broadcast batch is extent 1.
+memory::desc operand_desc(const GemmOperand& op, std::int64_t batch, std::int64_t rows,
+                          std::int64_t cols, memory::data_type type) {
+  const std::int64_t b = op.batch_stride == 0 ? 1 : batch;
+  const std::int64_t s_rows = op.transposed ? 1 : op.ld, s_cols = op.transposed ? op.ld : 1;
+  const std::int64_t s_batch = op.batch_stride == 0 ? rows * cols : op.batch_stride;
+  return memory::desc({b, rows, cols}, type, {s_batch, s_rows, s_cols});
+}
+
+struct Descs {
+  memory::desc a, b, c, bias;
+};
+
+Descs descs(const GemmProblem& p) {
+  const auto type = dnnl_type(p.dtype);
+  return {operand_desc(p.a, p.batch, p.m, p.k, type), operand_desc(p.b, p.batch, p.k, p.n, type),
+          memory::desc({p.batch, p.m, p.n}, type, {p.m * p.n, p.n, 1}),
+          p.bias ? memory::desc({1, 1, p.n}, type, {p.n, p.n, 1}) : memory::desc()};
+}
+
+std::optional<dnnl::matmul> make_primitive(const GemmProblem& p) {
+  const Descs d = descs(p);
+  try {
+    return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(d.a, d.b, d.bias, d.c), engine()));
+  } catch (const dnnl::error& e) {
+    if (e.status == dnnl_unimplemented) return std::nullopt;
+    KILN_THROW(InternalError, "cpu gemm: oneDNN rejected a ", p.dtype, " matmul of batch ", p.batch,
+               ", (", p.m, ", ", p.k, ") x (", p.k, ", ", p.n, "), lda ", p.a.ld,
+               p.a.transposed ? " transposed" : "", ", ldb ", p.b.ld, p.b.transposed ? " transposed" : "",
+               ", batch strides ", p.a.batch_stride, " and ", p.b.batch_stride, ": ", e.what());
+  }
+}
+
+void execute(const dnnl::matmul& prim, const GemmProblem& p) {
+  const Descs d = descs(p);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(d.a, engine(), const_cast<void*>(p.a.data))},
+      {DNNL_ARG_WEIGHTS, memory(d.b, engine(), const_cast<void*>(p.b.data))},
+      {DNNL_ARG_DST, memory(d.c, engine(), p.c)}};
+  if (p.bias) args.emplace(DNNL_ARG_BIAS, memory(d.bias, engine(), const_cast<void*>(p.bias)));
+  prim.execute(stream(), args);
+  stream().wait();
+}
+
+}  // namespace
+
+void gemm(const GemmProblem& p) {
+  if (p.dtype == DType::float64) return gemm_f64(p);
+  KILN_ASSERT(p.dtype == DType::float32 || p.dtype == DType::float16 || p.dtype == DType::bfloat16,
+              "cpu gemm: unexpected dtype ", p.dtype);
+  const Key key{p.dtype, p.batch, p.m, p.n, p.k, p.a.ld, p.b.ld, p.a.batch_stride,
+                p.b.batch_stride, p.a.transposed, p.b.transposed, p.bias != nullptr};
+  std::optional<dnnl::matmul> prim = cache().get(key, [&] { return make_primitive(p); });
+  if (prim) return execute(*prim, p);
+  KILN_ASSERT(p.dtype != DType::float32, "cpu gemm: oneDNN has no float32 matmul for this layout");
+  gemm_via_float32(p);
+}
+
+}  // namespace kiln::cpu

@@ -356,3 +356,20 @@ TEST_F(CachingAllocator, IsSafeToUseFromManyThreads) {
 }
 
 }  // namespace
+
+// With caching off (KILN_CUDA_NO_CACHING=1 for compute-sanitizer runs) a free returns the
+// block's segment to the backend at once, so every allocation is a fresh backend malloc.
+TEST(CachingAllocatorConfig, NoCachingReturnsSegmentsOnFree) {
+  kiln::testing::FakeBackend backend;
+  kiln::cuda::AllocatorConfig config;
+  config.cache = false;
+  kiln::cuda::CachingAllocator alloc(0, backend, config);
+  void* a = alloc.allocate(4096, nullptr);
+  alloc.free(a);
+  EXPECT_EQ(alloc.stats().segments.current, 0);
+  void* b = alloc.allocate(4096, nullptr);
+  alloc.free(b);
+  EXPECT_EQ(alloc.stats().backend_mallocs, 2);
+  EXPECT_EQ(alloc.stats().backend_frees, 2);
+  EXPECT_EQ(alloc.stats().cache_hits, 0);
+}

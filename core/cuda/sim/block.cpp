@@ -5,11 +5,12 @@
 // runs threads 0, 1, 2, ... as plain calls, one after another, so a kernel without
 // barriers or warp collectives (elementwise work) never switches. When a thread first
 // waits (a barrier or a warp collective) the block enters fiber mode: the waiting thread
-// keeps the first fiber, every later thread gets a fiber of its own, and a round-robin
-// scheduler resumes runnable threads until each waits or exits. Threads before the first
-// waiter have exited by then, which is exactly what a barrier must report. The last
-// thread to arrive at a barrier or warp collective releases the others and carries on
-// without a switch. Fibers and their stacks belong to the OS thread and serve every block
+// keeps the first fiber, every later thread gets a fiber of its own, and runnable threads
+// run in FIFO order, each until it waits or exits; a fiber that stops hands over straight
+// to the next runnable one (one switch, not two through the scheduler). Threads before
+// the first waiter have exited by then, which is exactly what a barrier must report. The
+// last thread to arrive at a barrier or warp collective releases the others and carries
+// on without a switch. Fibers and their stacks belong to the OS thread and serve every block
 // it runs; fibers never migrate, so thread_local state (__shared__, threadIdx) holds.
 //
 // Divergence checks (CUDA leaves these undefined; a GPU hangs or computes garbage):
@@ -115,7 +116,7 @@ void BlockRunner::run_fiber(unsigned f) {
     FiberSlot& slot = fibers_[f];
     while (slot.next < slot.end) run_thread(slot.next++);
     slot.idle = true;
-    slot.fiber->suspend();
+    hand_over(*slot.fiber);
   }
 }
 
@@ -234,7 +235,7 @@ void BlockRunner::assign(unsigned fiber, unsigned first, unsigned last) {
   FiberSlot& f = fibers_[fiber];
   if (!f.fiber) {
     f.arg = std::make_unique<FiberArg>(FiberArg{this, fiber});
-    f.fiber = std::make_unique<Fiber>(&BlockRunner::fiber_main, f.arg.get());
+    f.fiber = std::make_unique<Fiber>(home_, &BlockRunner::fiber_main, f.arg.get());
   }
   f.next = first;
   f.end = last;
@@ -242,11 +243,29 @@ void BlockRunner::assign(unsigned fiber, unsigned first, unsigned last) {
   fibers_used_ = std::max(fibers_used_, fiber + 1);
 }
 
+// Fibers hand over to each other while threads are runnable (hand_over); control comes
+// back here when none is, or when the block aborts.
 void BlockRunner::schedule() {
   while (run_head_ < run_queue_.size() && !aborting_) {
     const unsigned t = run_queue_[run_head_++];
     fibers_[slots_[t].fiber].fiber->resume();
   }
+}
+
+// From a fiber whose thread waits or is done: continue the next runnable thread directly,
+// or return to the scheduler when there is none (or the block is aborting).
+void BlockRunner::hand_over(Fiber& self) {
+  if (!aborting_ && run_head_ < run_queue_.size()) {
+    const unsigned next = run_queue_[run_head_++];
+    Fiber& target = *fibers_[slots_[next].fiber].fiber;
+    if (&target == &self) {  // each waiting or idle fiber's threads are all done or waiting
+      std::fprintf(stderr, "kiln sim: internal error: a fiber handed over to itself\n");
+      std::abort();
+    }
+    self.switch_to(target);
+    return;
+  }
+  self.suspend();
 }
 
 void BlockRunner::make_runnable(unsigned t) {
@@ -273,7 +292,7 @@ void BlockRunner::enter_fiber_mode() {
 void BlockRunner::suspend_current() {
   const unsigned t = current_;
   t_active = nullptr;
-  fibers_[slots_[t].fiber].fiber->suspend();
+  hand_over(*fibers_[slots_[t].fiber].fiber);
   t_active = this;
   current_ = t;
   threadIdx = slots_[t].index;

@@ -93,12 +93,13 @@ class BlockRunner {
   void assign(unsigned fiber, unsigned first, unsigned last);
   void enter_fiber_mode();
   void suspend_current();
+  void hand_over(Fiber& self);
   void make_runnable(unsigned t);
   void release_barrier(unsigned arriving);
   bool try_complete_warp(unsigned warp, unsigned lane_in_group);
   bool try_resolve_activemask(unsigned warp);
   void complete_warp_group(unsigned warp, unsigned lanes);
-  void check_warp_arrival(unsigned t, WarpOp op, unsigned mask, int width);
+  void check_warp_arrival(unsigned t, WarpOp op, unsigned mask);
   void record_fault(cudaError_t code, const std::string& what);
   void report_deadlock();
   void abort_block();
@@ -114,6 +115,7 @@ class BlockRunner {
   bool shutting_down_ = false;
   std::vector<ThreadSlot> slots_;
   std::vector<WarpSlot> warps_;
+  FiberHome home_;  // this OS thread's scheduler context, shared by its fibers
   std::vector<FiberSlot> fibers_;
   unsigned fibers_used_ = 0;  // fibers [0, fibers_used_) have work in the current block
   std::vector<unsigned> run_queue_;

@@ -109,7 +109,7 @@ std::uint64_t BlockRunner::warp_collective(WarpOp op, unsigned mask, std::uint64
                                       " with width " + std::to_string(width) +
                                       "; it must be a power of two from 1 to 32");
   }
-  check_warp_arrival(t, op, mask, width);
+  check_warp_arrival(t, op, mask);
   ThreadSlot& s = slots_[t];
   s.op = op;
   s.mask = mask;
@@ -160,7 +160,7 @@ bool BlockRunner::try_resolve_activemask(unsigned warp) {
   return true;
 }
 
-void BlockRunner::check_warp_arrival(unsigned t, WarpOp op, unsigned mask, int width) {
+void BlockRunner::check_warp_arrival(unsigned t, WarpOp op, unsigned mask) {
   WarpSlot& w = warps_[t / kWarpSize];
   const unsigned lane = t % kWarpSize;
   const unsigned base = t - lane;
@@ -192,7 +192,6 @@ void BlockRunner::check_warp_arrival(unsigned t, WarpOp op, unsigned mask, int w
     const auto k = static_cast<unsigned>(__builtin_ctz(rest));
     if (conflicts(k)) report(k);
   }
-  (void)width;
 }
 
 bool BlockRunner::try_complete_warp(unsigned warp, unsigned lane_in_group) {

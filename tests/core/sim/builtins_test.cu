@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "kiln/core/cuda/kernel.h"
@@ -122,6 +123,34 @@ TEST_F(BlockOrderTest, LargeRandomGridsRunEveryBlockOnce) {
   KILN_LAUNCH(count_runs, dim3(n), dim3(1), 0, nullptr)(runs.get());
   const auto got = runs.to_host();
   EXPECT_EQ(std::count(got.begin(), got.end(), 1u), static_cast<long>(n));
+}
+
+// Two host threads launch at once, each on its own device: the pool serves both grids.
+__global__ void add_one(int* data, int n) {
+  __shared__ int bump;
+  if (threadIdx.x == 0) bump = 1;
+  __syncthreads();
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) data[i] += bump;
+}
+
+TEST_F(BlockOrderTest, ConcurrentLaunchesFromTwoHostThreads) {
+  KILN_SIM_REQUIRE_DEVICES(2);
+  const int n = 3000, launches = KILN_TEST_TSAN ? 8 : 40;  // TSan: smaller input
+  std::vector<int> results[2];
+  auto work = [&](int device) {
+    KILN_CUDA_CHECK(cudaSetDevice(device));
+    DeviceArray<int> data(std::vector<int>(n, device * 1000));
+    for (int k = 0; k < launches; ++k) {
+      KILN_LAUNCH(add_one, (n + 127) / 128, 128, 0, nullptr)(data.get(), n);
+    }
+    results[device] = data.to_host();
+  };
+  std::thread other(work, 1);
+  work(0);
+  other.join();
+  EXPECT_EQ(results[0], std::vector<int>(n, launches));
+  EXPECT_EQ(results[1], std::vector<int>(n, 1000 + launches));
 }
 
 // ---- shared memory ----
