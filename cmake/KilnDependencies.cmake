@@ -16,7 +16,10 @@ endif()
 # so the library and header are found directly.
 find_library(KILN_DNNL_LIBRARY NAMES dnnl REQUIRED)
 find_path(KILN_DNNL_INCLUDE_DIR NAMES oneapi/dnnl/dnnl.hpp REQUIRED)
+# An INTERFACE target with absolute paths, exported with kiln (kiln::dnnl) so installed
+# consumers link oneDNN too.
 add_library(kiln_dnnl INTERFACE)
+set_target_properties(kiln_dnnl PROPERTIES EXPORT_NAME dnnl)
 target_link_libraries(kiln_dnnl INTERFACE ${KILN_DNNL_LIBRARY})
 target_include_directories(kiln_dnnl SYSTEM INTERFACE ${KILN_DNNL_INCLUDE_DIR})
 find_package(OpenMP REQUIRED COMPONENTS CXX)

@@ -18,7 +18,7 @@ target_compile_features(kiln_core PUBLIC cxx_std_20)
 # kiln_sim (SIM builds) lives in core/cuda/sim, so its headers install with core's.
 set(_kiln_library_dirs core kernels layers training)
 set(_kiln_installed_targets "")
-foreach(_target IN ITEMS kiln_sim kiln_core kiln_kernels kiln_layers kiln_training kiln)
+foreach(_target IN ITEMS kiln_dnnl kiln_sim kiln_core kiln_kernels kiln_layers kiln_training kiln)
   if(TARGET ${_target})
     list(APPEND _kiln_installed_targets ${_target})
   endif()

@@ -95,7 +95,7 @@ KILN_HOST_DEVICE inline float double_to_float_round_odd(double d) {
 }  // namespace detail
 
 struct Half {
-  std::uint16_t bits = 0;
+  std::uint16_t bits;  // no initializer: trivial, so __shared__ arrays of it are allowed; Half{} is zero
 
   Half() = default;
   KILN_HOST_DEVICE explicit Half(float f) : bits(detail::float_to_half_bits(f)) {}
@@ -109,7 +109,7 @@ struct Half {
 };
 
 struct BFloat16 {
-  std::uint16_t bits = 0;
+  std::uint16_t bits;  // no initializer: trivial, so __shared__ arrays of it are allowed; Half{} is zero
 
   BFloat16() = default;
   KILN_HOST_DEVICE explicit BFloat16(float f) : bits(detail::float_to_bfloat16_bits(f)) {}

@@ -3,11 +3,12 @@
 // d bias = the column sums of dC). The GEMM itself is planned in matmul_plan.cpp.
 #include "kiln/kernels/matmul.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
-#include "kiln/core/autograd_meta.h"
 #include "kiln/kernels/autograd/node.h"
 #include "kiln/kernels/device_dispatch.h"
 #include "kiln/kernels/matmul_impl.h"
