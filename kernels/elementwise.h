@@ -23,6 +23,8 @@ struct ElementwiseLoop {
   bool contiguous = false;  // one axis of stride 1 in every operand: index i is offset i
 };
 
+// The loop holds raw data pointers: every operand must outlive it (never pass a
+// temporary such as t.to(dtype) here).
 template <int N>
 ElementwiseLoop<N> make_loop(const std::array<Tensor, N>& operands) {
   ElementwiseLoop<N> loop;

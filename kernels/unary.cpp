@@ -15,7 +15,8 @@ namespace {
 // grad_x = f'(x, y) * grad_y, elementwise.
 Tensor unary_backward(UnaryOp op, double alpha, const Tensor& x, const Tensor& y, const Tensor& gy) {
   Tensor gx = empty_like(x);
-  const auto loop = make_loop<4>({gx, x, y, gy.to(x.dtype())});
+  const Tensor g = gy.to(x.dtype());  // kept alive: the loop holds raw pointers
+  const auto loop = make_loop<4>({gx, x, y, g});
   KILN_ON_DEVICE(x.device(), "unary backward", cpu::unary_backward(op, alpha, x.dtype(), loop),
                  cuda::unary_backward(op, alpha, x.dtype(), loop, x.device().index()));
   return gx;

@@ -27,7 +27,10 @@
 namespace kiln {
 namespace {
 
-double gflop(std::int64_t n) { return 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n) / 1e9; }
+double gflop(std::int64_t n) {
+  const auto x = static_cast<double>(n);
+  return 2.0 * x * x * x / 1e9;
+}
 
 // The median of `samples` (robust to a preempted or an unusually lucky run).
 double median(std::vector<double> samples) {

@@ -69,6 +69,14 @@
   T* name = reinterpret_cast<T*>(kiln_dynamic_shared_)
 #endif
 
+// Loop unrolling in one spelling: nvcc's pragma, or GCC's when SIM compiles kernels as C++
+// (which warns on "#pragma unroll").
+#if defined(__CUDACC__)
+#define KILN_UNROLL _Pragma("unroll")
+#else
+#define KILN_UNROLL _Pragma("GCC unroll 16")
+#endif
+
 #define KILN_LAUNCH(...)                                                             \
   ::kiln::cuda::detail::Launch(#__VA_ARGS__, "KILN_LAUNCH(" #__VA_ARGS__ ")", __FILE__, \
                                __LINE__, __VA_ARGS__)

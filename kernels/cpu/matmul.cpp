@@ -120,7 +120,8 @@ Descs descs(const GemmProblem& p) {
 std::optional<dnnl::matmul> make_primitive(const GemmProblem& p) {
   const Descs d = descs(p);
   try {
-    return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(d.a, d.b, d.bias, d.c), engine()));
+    const dnnl::matmul::desc desc(d.a, d.b, d.bias, d.c);
+    return dnnl::matmul(dnnl::matmul::primitive_desc(desc, engine()));
   } catch (const dnnl::error& e) {
     if (e.status == dnnl_unimplemented) return std::nullopt;
     KILN_THROW(InternalError, "cpu gemm: oneDNN rejected a ", p.dtype, " matmul of batch ", p.batch,

@@ -21,12 +21,6 @@
 #include "kiln/core/cuda/launch.h"
 #include "kiln/kernels/elementwise.h"
 
-// Unrolls the per-packet loop: nvcc's pragma, or GCC's when SIM compiles this as C++.
-#if defined(__CUDACC__)
-#define KILN_UNROLL _Pragma("unroll")
-#else
-#define KILN_UNROLL _Pragma("GCC unroll 16")
-#endif
 
 namespace kiln::cuda {
 

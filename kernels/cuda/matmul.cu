@@ -84,9 +84,9 @@ void vendor_gemm(const GemmProblem& p, const GemmOptions& options, cudaStream_t 
   }
   cublasHandle_t handle = cublas_handle(device, stream);
   constexpr bool f64 = std::is_same_v<T, double>;
+  const bool tf32 = std::is_same_v<T, float> && options.allow_tf32;
   const cublasComputeType_t compute =
-      f64 ? CUBLAS_COMPUTE_64F
-          : (std::is_same_v<T, float> && options.allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
+      f64 ? CUBLAS_COMPUTE_64F : (tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
   const double alpha64 = options.alpha, beta64 = beta;
   const float alpha32 = static_cast<float>(options.alpha), beta32 = static_cast<float>(beta);
   const void* alpha = f64 ? static_cast<const void*>(&alpha64) : &alpha32;

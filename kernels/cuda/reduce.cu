@@ -99,7 +99,7 @@ __device__ typename R::acc_t strided_range(const R& r, typename R::acc_t a, cons
   head = head < k1 - k0 ? head : k1 - k0;
   for (std::int64_t k = k0 + t; k < k0 + head; k += n) a = r.step(a, xr[k], k);
   const std::int64_t base = k0 + head, vectors = (k1 - base) / kVec;
-#pragma unroll 4
+KILN_UNROLL
   for (std::int64_t v = t; v < vectors; v += n) {
     const Vec16<T> w = load_vector<Vec16<T>>(xr + base + v * kVec);
     for (int j = 0; j < kVec; ++j) a = r.step(a, w.v[j], base + v * kVec + j);

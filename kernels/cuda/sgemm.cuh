@@ -5,11 +5,11 @@
 // double-buffered in shared memory: while the block multiplies slice t out of one buffer,
 // every thread already holds its share of slice t + 1 in registers, stored into the other
 // buffer afterwards, so one __syncthreads per slice suffices. Each thread owns a TM x TN
-// micro-tile of C (4 x 4 fragments spread BM/TM rows apart, so shared-memory reads are
-// conflict-free 16-byte vectors). Global loads are 4-element vectors along whichever
-// axis of the operand is contiguous (row-major or transposed) when aligned, scalar and
-// masked at the edges of m, n and k. 16-bit types compute in float; float64 in double.
-// Include only from .cu files.
+// micro-tile of C made of 4 x 4 fragments 4·(BM/TM) rows (and 4·(BN/TN) columns) apart,
+// so a warp's shared-memory reads are 16-byte vectors without bank conflicts. Global loads
+// are 4-element vectors along whichever axis of the operand is contiguous (row-major or
+// transposed) when aligned, scalar and masked at the edges of m, n and k. 16-bit types
+// compute in float; float64 in double. Include only from .cu files.
 #pragma once
 
 #include <cstdint>
@@ -17,13 +17,6 @@
 #include "kiln/core/convert.h"
 #include "kiln/core/cuda/kernel.h"
 #include "kiln/kernels/math.h"
-
-// Loop unrolling for both compilers (nvcc's spelling is unknown to g++ in SIM builds).
-#if defined(__CUDACC__)
-#define KILN_GEMM_UNROLL _Pragma("unroll")
-#else
-#define KILN_GEMM_UNROLL _Pragma("GCC unroll 8")
-#endif
 
 namespace kiln::cuda {
 
@@ -55,7 +48,7 @@ struct NativeGemmArgs {
   std::int64_t m = 0, n = 0, k = 0;
   std::int64_t lda = 0, ldb = 0;                        // see GemmOperand
   std::int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // batch strides, elements
-  std::int64_t batch = 1;
+  std::int64_t batch = 1;  // launches split it into grids of at most 65535
   Acc alpha = 1, beta = 0;
   // 4-element vector accesses are aligned for every tile (base, ld and batch stride).
   bool vec_a = false, vec_b = false, vec_c = false;
@@ -76,7 +69,7 @@ __device__ __forceinline__ void load4(const T* p, Acc (&out)[4]) {
     // Four 16-bit values in two 32-bit words, element 0 in the low half (little-endian).
     const uint2 v = load_vector<uint2>(p);
     const unsigned words[2] = {v.x, v.y};
-    KILN_GEMM_UNROLL
+    KILN_UNROLL
     for (int e = 0; e < 4; ++e) {
       const auto bits = static_cast<std::uint16_t>(words[e / 2] >> (16 * (e % 2)));
       out[e] = convert<Acc>(T::from_bits(bits));
@@ -93,7 +86,7 @@ __device__ __forceinline__ void store4(T* p, const Acc (&in)[4]) {
     store_vector(p + 2, double2{in[2], in[3]});
   } else {
     unsigned words[2] = {0, 0};
-    KILN_GEMM_UNROLL
+    KILN_UNROLL
     for (int e = 0; e < 4; ++e) words[e / 2] |= unsigned{convert<T>(in[e]).bits} << (16 * (e % 2));
     store_vector(p, uint2{words[0], words[1]});
   }
@@ -114,7 +107,7 @@ __device__ __forceinline__ void smem_load4(const Acc* p, Acc (&out)[4]) {
 // The first `count` of p[0..3] (the rest read as zero, never dereferenced).
 template <class T, class Acc>
 __device__ __forceinline__ void load4_masked(const T* p, int count, Acc (&out)[4]) {
-  KILN_GEMM_UNROLL
+  KILN_UNROLL
   for (int e = 0; e < 4; ++e) out[e] = e < count ? convert<Acc>(p[e]) : Acc(0);
 }
 
@@ -137,7 +130,7 @@ struct SliceLoader {
   // `base` is the operand at (x0, k = 0); x_extent its m or n.
   __device__ SliceLoader(const T* base, std::int64_t sx, std::int64_t sk, std::int64_t x0,
                          std::int64_t x_extent, int tid) {
-    KILN_GEMM_UNROLL
+    KILN_UNROLL
     for (int i = 0; i < kVecs; ++i) {
       const int v = tid + i * kThreads;
       x[i] = kAlongK ? v / (BK / 4) : (v % (kX / 4)) * 4;
@@ -150,7 +143,7 @@ struct SliceLoader {
 
   // Loads the slice starting at k0 (masked past K; vectors only where `vec` says aligned).
   __device__ void load(int k0, int K, bool vec, Acc (&r)[kVecs][4]) const {
-    KILN_GEMM_UNROLL
+    KILN_UNROLL
     for (int i = 0; i < kVecs; ++i) {
       const int k_left = K - k0 - k[i];
       const int k_count = kAlongK ? clamp4(k_left) : (k_left > 0 ? 4 : 0);
@@ -165,14 +158,14 @@ struct SliceLoader {
 
   // Moves to the next slice: BK steps along k.
   __device__ void advance(std::int64_t sk) {
-    KILN_GEMM_UNROLL
+    KILN_UNROLL
     for (int i = 0; i < kVecs; ++i) p[i] += BK * sk;
   }
 
   __device__ void store(const Acc (&r)[kVecs][4], Acc (*sm)[kX]) const {
-    KILN_GEMM_UNROLL
+    KILN_UNROLL
     for (int i = 0; i < kVecs; ++i) {
-      KILN_GEMM_UNROLL
+      KILN_UNROLL
       for (int e = 0; e < 4; ++e) {
         if (kAlongK) {
           sm[k[i] + e][x[i]] = r[i][e];
@@ -191,12 +184,12 @@ __device__ __forceinline__ void store_tile(const NativeGemmArgs<T>& g, T* c, std
                                            const math::compute_t<T> (&acc)[Tile::TM][Tile::TN]) {
   using Acc = math::compute_t<T>;
   const std::int64_t rows_left = g.m - m0, cols_left = g.n - n0;
-  KILN_GEMM_UNROLL
+  KILN_UNROLL
   for (int r = 0; r < Tile::TM; ++r) {
     const int row = (r / 4) * 4 * Tile::kThreadsM + ty * 4 + r % 4;  // in the tile
     if (row >= rows_left) continue;
     T* c_row = c + (m0 + row) * g.n + n0;
-    KILN_GEMM_UNROLL
+    KILN_UNROLL
     for (int f = 0; f < Tile::TN / 4; ++f) {
       const int col = f * 4 * Tile::kThreadsN + tx * 4;
       const int count = clamp4(cols_left - col);
@@ -208,7 +201,7 @@ __device__ __forceinline__ void store_tile(const NativeGemmArgs<T>& g, T* c, std
           load4_masked(c_row + col, count, old);
         }
       }
-      KILN_GEMM_UNROLL
+      KILN_UNROLL
       for (int e = 0; e < 4; ++e) {
         v[e] = g.alpha * acc[r][f * 4 + e] + g.beta * old[e];
         if (g.bias != nullptr && e < count) v[e] += convert<Acc>(g.bias[n0 + col + e]);
@@ -216,7 +209,7 @@ __device__ __forceinline__ void store_tile(const NativeGemmArgs<T>& g, T* c, std
       if (count == 4 && g.vec_c) {
         store4(c_row + col, v);
       } else {
-        KILN_GEMM_UNROLL
+        KILN_UNROLL
         for (int e = 0; e < 4; ++e) {
           if (e < count) c_row[col + e] = convert<T>(v[e]);
         }
@@ -231,7 +224,8 @@ __device__ __forceinline__ void store_tile(const NativeGemmArgs<T>& g, T* c, std
 // (Batches beyond grid z are separate launches: a loop over them here would cost the
 // registers that let two blocks share an SM.)
 template <class T, class Tile, bool kTransA, bool kTransB>
-__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) native_gemm_kernel(NativeGemmArgs<T> g) {
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
+    native_gemm_kernel(NativeGemmArgs<T> g) {
   using Acc = math::compute_t<T>;
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, TM = Tile::TM, TN = Tile::TN;
   using ALoader = detail::SliceLoader<T, BM, BK, Tile::kThreads, Tile::kVecsA, !kTransA>;
@@ -265,20 +259,20 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) native_gemm_
         a_loader.load(k0 + BK, K, g.vec_a, ra);
         b_loader.load(k0 + BK, K, g.vec_b, rb);
       }
-      KILN_GEMM_UNROLL
+      KILN_UNROLL
       for (int kk = 0; kk < BK; ++kk) {
         Acc af[TM / 4][4], bf[TN / 4][4];
-        KILN_GEMM_UNROLL
+        KILN_UNROLL
         for (int f = 0; f < TM / 4; ++f) {
           detail::smem_load4(&as[cur][kk][f * 4 * Tile::kThreadsM + ty * 4], af[f]);
         }
-        KILN_GEMM_UNROLL
+        KILN_UNROLL
         for (int f = 0; f < TN / 4; ++f) {
           detail::smem_load4(&bs[cur][kk][f * 4 * Tile::kThreadsN + tx * 4], bf[f]);
         }
-        KILN_GEMM_UNROLL
+        KILN_UNROLL
         for (int i = 0; i < TM; ++i) {
-          KILN_GEMM_UNROLL
+          KILN_UNROLL
           for (int j = 0; j < TN; ++j) acc[i][j] += af[i / 4][i % 4] * bf[j / 4][j % 4];
         }
       }
@@ -310,17 +304,17 @@ void launch_tile(const NativeGemmArgs<T>& g, cudaStream_t stream) {
     part.batch = g.batch - done < kMaxGridZ ? g.batch - done : kMaxGridZ;
     const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n),
                     static_cast<unsigned>(part.batch));
-    KILN_LAUNCH(native_gemm_kernel<T, Tile, kTransA, kTransB>, grid, dim3(Tile::kThreads), 0, stream)(part);
+    KILN_LAUNCH(native_gemm_kernel<T, Tile, kTransA, kTransB>, grid, dim3(Tile::kThreads), 0,
+                stream)(part);
   }
 }
 
 template <class T, class Tile>
 void launch_layout(const NativeGemmArgs<T>& g, bool trans_a, bool trans_b, cudaStream_t stream) {
-  if (trans_a) {
-    trans_b ? launch_tile<T, Tile, true, true>(g, stream) : launch_tile<T, Tile, true, false>(g, stream);
-  } else {
-    trans_b ? launch_tile<T, Tile, false, true>(g, stream) : launch_tile<T, Tile, false, false>(g, stream);
-  }
+  if (trans_a && trans_b) return launch_tile<T, Tile, true, true>(g, stream);
+  if (trans_a) return launch_tile<T, Tile, true, false>(g, stream);
+  if (trans_b) return launch_tile<T, Tile, false, true>(g, stream);
+  launch_tile<T, Tile, false, false>(g, stream);
 }
 
 }  // namespace detail
@@ -335,7 +329,9 @@ void launch_native_gemm(const NativeGemmArgs<T>& g, bool trans_a, bool trans_b, 
   using L = LargeGemmTile;
   const std::int64_t large_tiles = ((g.m + L::BM - 1) / L::BM) * ((g.n + L::BN - 1) / L::BN) * g.batch;
   if constexpr (sizeof(math::compute_t<T>) == 4) {
-    if (large_tiles >= sm_count) return detail::launch_layout<T, LargeGemmTile>(g, trans_a, trans_b, stream);
+    if (large_tiles >= sm_count) {
+      return detail::launch_layout<T, LargeGemmTile>(g, trans_a, trans_b, stream);
+    }
   }
   detail::launch_layout<T, SmallGemmTile>(g, trans_a, trans_b, stream);
 }

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -23,6 +24,12 @@
 #include "op_test_util.h"
 
 namespace kiln {
+
+// Readable parameters in test names and ctest output (gtest finds it by ADL).
+void PrintTo(GemmBackend backend, std::ostream* os) {
+  *os << (backend == GemmBackend::native ? "native" : "vendor");
+}
+
 namespace {
 
 using test::kCpu;
@@ -205,7 +212,8 @@ TEST_P(MatmulCuda, RunsOnTheCurrentStream) {
 }
 
 // The GEMM entry itself: C = alpha·A·B + beta·C + bias, which the op layer uses with
-// alpha 1 (and beta 1 for cuBLAS's bias).
+// alpha 1 (and beta 1 for cuBLAS's bias). cuda::gemm exists only in builds with CUDA.
+#if KILN_HAS_CUDA
 TEST_P(MatmulCuda, AlphaAndBetaScaleTheProductAndTheOldC) {
   const Tensor a = integers({2, 37, 19}, float32, 1), b = integers({19, 21}, float32, 2);
   const Tensor bias = integers({21}, float32, 3), c0 = integers({2, 37, 21}, float32, 4);
@@ -229,6 +237,7 @@ TEST_P(MatmulCuda, AlphaAndBetaScaleTheProductAndTheOldC) {
     EXPECT_TRUE(test::all_close(c, expected, kExact)) << "beta " << beta;
   }
 }
+#endif  // KILN_HAS_CUDA
 
 }  // namespace
 }  // namespace kiln

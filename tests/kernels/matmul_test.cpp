@@ -118,7 +118,8 @@ TEST(MatmulCpu, OneDimensionalOperandsArePromotedAndSqueezed) {
 TEST(MatmulCpu, EmptyInnerDimensionGivesZeros) {
   for (DType dt : test::kFloatDTypes) {
     test::poison_next_allocation(3 * 4 * itemsize(dt), kCpu);
-    const Tensor c = matmul(empty({3, 0}, {.dtype = dt, .device = kCpu}), empty({0, 4}, {.dtype = dt, .device = kCpu}));
+    const TensorOptions opts{.dtype = dt, .device = kCpu};
+    const Tensor c = matmul(empty({3, 0}, opts), empty({0, 4}, opts));
     ASSERT_EQ(c.shape(), Shape({3, 4}));
     EXPECT_TRUE(test::all_close(c, std::vector<double>(12, 0.0), kExact));
   }
@@ -243,6 +244,19 @@ TEST(LinearCpu, SixteenBitAndFloat32GradientsMatchFloat64) {
     }
     for (int j = 0; j < 3; ++j) EXPECT_TRUE(test::all_close(grads[0][j], grads[1][j], kExact)) << j;
   }
+}
+
+TEST(MatmulSettings, BackendOverrideAndTf32FlagRoundTrip) {
+  const GemmBackend before = gemm_backend();
+  set_gemm_backend(GemmBackend::native);
+  EXPECT_EQ(gemm_backend(), GemmBackend::native);
+  set_gemm_backend(GemmBackend::vendor);
+  EXPECT_EQ(gemm_backend(), GemmBackend::vendor);
+  set_gemm_backend(before);
+  EXPECT_FALSE(allow_tf32()) << "TF32 is off until asked for";
+  set_allow_tf32(true);
+  EXPECT_TRUE(allow_tf32());
+  set_allow_tf32(false);
 }
 
 // ---- bad input ----
