@@ -7,13 +7,10 @@
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
-#include <algorithm>
 #include <cstdint>
-#include <map>
-#include <string>
 #include <vector>
 
-#include "kiln/core/cuda/runtime.h"
+#include "bench_util.h"
 #include "kiln/core/cuda/tensor_cuda.h"
 #include "kiln/kernels/binary.h"
 #include "kiln/kernels/binary_impl.h"
@@ -23,17 +20,13 @@
 namespace kiln {
 namespace {
 
-constexpr int kCpuThreads = 2;
-// Past the L2 of an H100 (50 MiB) and the L3 of common hosts: buffers rotate through at
-// least this many bytes.
-constexpr std::int64_t kRotateBytes = std::int64_t{256} << 20;
+using namespace bench;
 
 // Copies of one operand set (inputs and output), enough of them to rotate past caches.
 struct Buffers {
   std::vector<std::vector<Tensor>> sets;
   Buffers(std::int64_t n, int tensors_per_set, Device device) {
-    const std::int64_t set_bytes = n * 4 * tensors_per_set;
-    const std::int64_t count = std::max<std::int64_t>(1, (kRotateBytes + set_bytes - 1) / set_bytes);
+    const std::int64_t count = rotate_count(n * 4 * tensors_per_set);
     for (std::int64_t s = 0; s < count; ++s) {
       std::vector<Tensor> set;
       for (int t = 0; t < tensors_per_set; ++t) {
@@ -42,58 +35,34 @@ struct Buffers {
       sets.push_back(std::move(set));
     }
   }
-  const std::vector<Tensor>& next(std::size_t& i) const { return sets[i++ % sets.size()]; }
+  const std::vector<Tensor>& operator[](std::size_t i) const { return sets[i % sets.size()]; }
 };
 
-// GB/s from the seconds the timed bodies took (not the loop's own overhead).
-void set_counters(benchmark::State& state, double bytes_per_iter, double seconds, double limit_gbs) {
-  const double gbs = bytes_per_iter * static_cast<double>(state.iterations()) / seconds / 1e9;
-  state.counters["GB/s"] = gbs;
-  state.counters["limit_GB/s"] = limit_gbs;
-  state.counters["ratio_to_limit"] = gbs / limit_gbs;
+// Times body(set) per iteration and reports it against the device's limit for n elements:
+// the triad on cpu (host clock), the device-to-device copy of n floats on cuda (events).
+template <class Body>
+void run(benchmark::State& state, Device device, int tensors, double bytes_per_element, Body body) {
+  if (skip_device(state, device)) return;
+  omp_set_num_threads(kCpuThreads);
+  const std::int64_t n = state.range(0);
+  const double limit = device.is_cpu() ? cpu_triad_gbs(n) : cuda_copy_gbs(4 * n);
+  const Buffers buf(n, tensors, device);
+  std::size_t first = 0;
+  if (!device.is_cpu()) body(buf[first++]);  // warm-up: the output's block enters the caching allocator
+  const double seconds = timed_iterations(state, device, [&](std::size_t k) { body(buf[k]); }, first);
+  set_bandwidth_counters(state, bytes_per_element * static_cast<double>(n), seconds, limit);
+}
+
+template <class Body>
+void run_cpu(benchmark::State& state, int tensors, double bytes_per_element, Body body) {
+  run(state, Device::cpu(), tensors, bytes_per_element, body);
+}
+template <class Body>
+void run_cuda(benchmark::State& state, int tensors, double bytes_per_element, Body body) {
+  run(state, Device::cuda(0), tensors, bytes_per_element, body);
 }
 
 // ---- cpu ----
-
-void triad(float* a, const float* b, const float* c, std::int64_t n) {
-  const float s = 3.0f;
-#pragma omp parallel for num_threads(kCpuThreads) schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
-}
-
-// Triad GB/s for n elements: the best of several timed passes, measured once per size.
-double cpu_triad_gbs(std::int64_t n) {
-  static std::map<std::int64_t, double> cache;
-  if (auto it = cache.find(n); it != cache.end()) return it->second;
-  const Buffers buf(n, 3, Device::cpu());
-  std::size_t k = 0;
-  double best = 0;
-  for (int rep = 0; rep < 10; ++rep) {
-    const auto& s = buf.next(k);
-    const double t0 = omp_get_wtime();
-    triad(s[0].data<float>(), s[1].data<float>(), s[2].data<float>(), n);
-    best = std::max(best, 12.0 * static_cast<double>(n) / (omp_get_wtime() - t0) / 1e9);
-  }
-  return cache[n] = best;
-}
-
-// Times `body(set)` per iteration on the host clock and reports against the triad.
-template <class Body>
-void run_cpu(benchmark::State& state, int tensors, double bytes_per_element, Body body) {
-  omp_set_num_threads(kCpuThreads);
-  const std::int64_t n = state.range(0);
-  const double limit = cpu_triad_gbs(n);
-  const Buffers buf(n, tensors, Device::cpu());
-  std::size_t k = 0;
-  double seconds = 0;
-  for (auto _ : state) {
-    const auto& s = buf.next(k);
-    const double t0 = omp_get_wtime();
-    body(s);
-    seconds += omp_get_wtime() - t0;
-  }
-  set_counters(state, bytes_per_element * static_cast<double>(n), seconds, limit);
-}
 
 void BM_CpuTriad(benchmark::State& state) {
   run_cpu(state, 3, 12, [&](const std::vector<Tensor>& s) {
@@ -120,65 +89,6 @@ void BM_CpuRelu(benchmark::State& state) {
 }
 
 // ---- cuda ----
-
-bool skip_without_cuda(benchmark::State& state) {
-  if (!cuda::is_available()) {
-    state.SkipWithError(("no cuda device: " + cuda::unavailable_reason()).c_str());
-    return true;
-  }
-  if (cuda::is_simulated()) {
-    state.SkipWithError("no cuda device: SIM build (emulated devices have no meaningful bandwidth)");
-    return true;
-  }
-  return false;
-}
-
-// Seconds per call of body() on cuda:0's current stream, timed with events.
-template <class Body>
-double cuda_seconds(Body body) {
-  const cuda::Stream stream = cuda::current_stream(0);
-  cuda::Event start(0, true), end(0, true);
-  start.record(stream);
-  body();
-  end.record(stream);
-  end.synchronize();
-  return cuda::Event::elapsed_ms(start, end) / 1e3;
-}
-
-// Device-to-device copy GB/s (bytes read + written), best of several, once per size.
-double cuda_copy_gbs(std::int64_t n) {
-  static std::map<std::int64_t, double> cache;
-  if (auto it = cache.find(n); it != cache.end()) return it->second;
-  const Buffers buf(n, 2, Device::cuda(0));
-  std::size_t k = 0;
-  double best = 0;
-  for (int rep = 0; rep < 20; ++rep) {
-    const auto& s = buf.next(k);
-    const double t = cuda_seconds([&] {
-      cuda::copy_bytes(s[0].data_ptr(), s[0].device(), s[1].data_ptr(), s[1].device(), s[0].nbytes());
-    });
-    if (rep > 0) best = std::max(best, 8.0 * static_cast<double>(n) / t / 1e9);  // rep 0 warms up
-  }
-  return cache[n] = best;
-}
-
-template <class Body>
-void run_cuda(benchmark::State& state, int tensors, double bytes_per_element, Body body) {
-  if (skip_without_cuda(state)) return;
-  const std::int64_t n = state.range(0);
-  const double limit = cuda_copy_gbs(n);
-  const Buffers buf(n, tensors, Device::cuda(0));
-  std::size_t k = 0;
-  body(buf.next(k));  // warm-up: the output's block enters the caching allocator
-  double seconds = 0;
-  for (auto _ : state) {
-    const auto& s = buf.next(k);
-    const double t = cuda_seconds([&] { body(s); });
-    state.SetIterationTime(t);
-    seconds += t;
-  }
-  set_counters(state, bytes_per_element * static_cast<double>(n), seconds, limit);
-}
 
 void BM_CudaCopy(benchmark::State& state) {
   run_cuda(state, 2, 8, [](const std::vector<Tensor>& s) {

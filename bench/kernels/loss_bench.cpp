@@ -10,14 +10,10 @@
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
-#include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <map>
-#include <string>
 #include <vector>
 
-#include "kiln/core/cuda/runtime.h"
+#include "bench_util.h"
 #include "kiln/core/cuda/tensor_cuda.h"
 #include "kiln/kernels/dropout.h"
 #include "kiln/kernels/loss.h"
@@ -26,15 +22,13 @@
 namespace kiln {
 namespace {
 
-constexpr int kCpuThreads = 2;
-constexpr std::int64_t kRotateBytes = std::int64_t{256} << 20;  // past an H100's 50 MiB L2
+using namespace bench;
 
 // Sets of (logits, labels, gradient) for one shape, enough to rotate past caches.
 struct LossSets {
   std::vector<Tensor> logits, labels, grads;
   LossSets(std::int64_t rows, std::int64_t classes, Device device) {
-    const std::int64_t bytes = rows * classes * 8;
-    const std::int64_t count = std::max<std::int64_t>(1, (kRotateBytes + bytes - 1) / bytes);
+    const std::int64_t count = rotate_count(rows * classes * 8);
     Generator gen(1);
     for (std::int64_t s = 0; s < count; ++s) {
       logits.push_back(uniform({rows, classes}, -4, 4, {.device = device}, &gen));
@@ -47,71 +41,17 @@ struct LossSets {
   std::size_t size() const { return logits.size(); }
 };
 
-void set_counters(benchmark::State& state, double bytes_per_iter, double seconds, double limit_gbs) {
-  const double gbs = bytes_per_iter * static_cast<double>(state.iterations()) / seconds / 1e9;
-  state.counters["GB/s"] = gbs;
-  state.counters["limit_GB/s"] = limit_gbs;
-  state.counters["ratio_to_limit"] = gbs / limit_gbs;
-}
-
 // ---- cuda ----
 
-bool skip_without_cuda(benchmark::State& state) {
-  if (!cuda::is_available()) {
-    state.SkipWithError(("no cuda device: " + cuda::unavailable_reason()).c_str());
-    return true;
-  }
-  if (cuda::is_simulated()) {
-    state.SkipWithError("no cuda device: SIM build (emulated devices have no meaningful bandwidth)");
-    return true;
-  }
-  return false;
-}
-
-template <class Body>
-double cuda_seconds(Body body) {
-  const cuda::Stream stream = cuda::current_stream(0);
-  cuda::Event start(0, true), end(0, true);
-  start.record(stream);
-  body();
-  end.record(stream);
-  end.synchronize();
-  return cuda::Event::elapsed_ms(start, end) / 1e3;
-}
-
-// Device-to-device copy of `bytes` (read + written counted), best of 20, once per size.
-double cuda_copy_gbs(std::int64_t bytes) {
-  static std::map<std::int64_t, double> cache;
-  if (auto it = cache.find(bytes); it != cache.end()) return it->second;
-  const std::int64_t count = std::max<std::int64_t>(2, kRotateBytes / bytes);
-  std::vector<Tensor> bufs;
-  for (std::int64_t i = 0; i < count; ++i)
-    bufs.push_back(empty({bytes}, {.dtype = uint8, .device = Device::cuda(0)}));
-  double best = 0;
-  for (int rep = 0; rep < 20; ++rep) {
-    const Tensor& dst = bufs[static_cast<std::size_t>(rep) % bufs.size()];
-    const Tensor& src = bufs[static_cast<std::size_t>(rep + 1) % bufs.size()];
-    const double t = cuda_seconds(
-        [&] { cuda::copy_bytes(dst.data_ptr(), dst.device(), src.data_ptr(), src.device(), dst.nbytes()); });
-    if (rep > 0) best = std::max(best, 2.0 * static_cast<double>(bytes) / t / 1e9);
-  }
-  return cache[bytes] = best;
-}
-
-// Times body(set index) per iteration with events; bytes_per_iter over the copy of as many.
+// Times body(set index) per iteration with events; bytes_per_iter over the copy of half as
+// many bytes (each copied byte is read and written).
 template <class Body>
 void run_cuda(benchmark::State& state, std::size_t sets, double bytes_per_iter, Body body) {
   const double limit = cuda_copy_gbs(static_cast<std::int64_t>(bytes_per_iter / 2));
-  std::size_t k = 0;
-  body(k++ % sets);  // warm-up
-  double seconds = 0;
-  for (auto _ : state) {
-    const std::size_t s = k++ % sets;
-    const double t = cuda_seconds([&] { body(s); });
-    state.SetIterationTime(t);
-    seconds += t;
-  }
-  set_counters(state, bytes_per_iter, seconds, limit);
+  body(0);  // warm-up
+  const double seconds =
+      timed_iterations(state, Device::cuda(0), [&](std::size_t k) { body(k % sets); }, 1);
+  set_bandwidth_counters(state, bytes_per_iter, seconds, limit);
 }
 
 void BM_CudaSparseCceOp(benchmark::State& state) {
@@ -174,38 +114,12 @@ void BM_CudaDropout(benchmark::State& state) {
 
 // ---- cpu ----
 
-// A 2-thread copy of `bytes` (read + written counted), best of 10, once per size.
-double cpu_copy_gbs(std::int64_t bytes) {
-  static std::map<std::int64_t, double> cache;
-  if (auto it = cache.find(bytes); it != cache.end()) return it->second;
-  std::vector<unsigned char> a(static_cast<std::size_t>(bytes), 1), b(static_cast<std::size_t>(bytes), 2);
-  double best = 0;
-  for (int rep = 0; rep < 10; ++rep) {
-    const double t0 = omp_get_wtime();
-#pragma omp parallel num_threads(kCpuThreads)
-    {
-      const std::int64_t part = bytes / omp_get_num_threads(), begin = part * omp_get_thread_num();
-      const std::int64_t len = omp_get_thread_num() == omp_get_num_threads() - 1 ? bytes - begin : part;
-      std::memcpy(a.data() + begin, b.data() + begin, static_cast<std::size_t>(len));
-    }
-    if (rep > 0) best = std::max(best, 2.0 * static_cast<double>(bytes) / (omp_get_wtime() - t0) / 1e9);
-  }
-  return cache[bytes] = best;
-}
-
 template <class Body>
 void run_cpu(benchmark::State& state, std::size_t sets, double bytes_per_iter, Body body) {
   omp_set_num_threads(kCpuThreads);
   const double limit = cpu_copy_gbs(static_cast<std::int64_t>(bytes_per_iter / 2));
-  std::size_t k = 0;
-  double seconds = 0;
-  for (auto _ : state) {
-    const std::size_t s = k++ % sets;
-    const double t0 = omp_get_wtime();
-    body(s);
-    seconds += omp_get_wtime() - t0;
-  }
-  set_counters(state, bytes_per_iter, seconds, limit);
+  const double seconds = timed_iterations(state, Device::cpu(), [&](std::size_t k) { body(k % sets); });
+  set_bandwidth_counters(state, bytes_per_iter, seconds, limit);
 }
 
 void BM_CpuSparseCceOp(benchmark::State& state) {

@@ -12,13 +12,13 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "bench_util.h"
 #include "kiln/core/cuda/runtime.h"
 #include "kiln/core/random.h"
 #include "kiln/core/tensor.h"
@@ -27,15 +27,11 @@
 namespace kiln {
 namespace {
 
+using namespace bench;
+
 double gflop(std::int64_t n) {
   const auto x = static_cast<double>(n);
   return 2.0 * x * x * x / 1e9;
-}
-
-// The median of `samples` (robust to a preempted or an unusually lucky run).
-double median(std::vector<double> samples) {
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
 }
 
 Tensor random_square(std::int64_t n, Device device, std::uint64_t seed) {
@@ -45,30 +41,6 @@ Tensor random_square(std::int64_t n, Device device, std::uint64_t seed) {
 
 // ---- cuda ----
 
-bool skip_without_gpu(benchmark::State& state) {
-  if (!cuda::is_available()) {
-    state.SkipWithError(("no cuda device: " + cuda::unavailable_reason()).c_str());
-    return true;
-  }
-  if (cuda::is_simulated()) {
-    state.SkipWithError("no cuda device: SIM build (emulated devices have no meaningful speed)");
-    return true;
-  }
-  return false;
-}
-
-// Seconds per `calls` runs of body() on cuda:0's current stream, timed with events.
-template <class Body>
-double cuda_seconds(int calls, Body body) {
-  const cuda::Stream stream = cuda::current_stream(0);
-  cuda::Event start(0, true), end(0, true);
-  start.record(stream);
-  for (int i = 0; i < calls; ++i) body();
-  end.record(stream);
-  end.synchronize();
-  return cuda::Event::elapsed_ms(start, end) / 1e3;
-}
-
 // GFLOP/s of `backend` at n: warmed up, then the median of several timed batches; measured
 // once per (backend, n) so every row's ratio uses the same cuBLAS figure.
 double cuda_gflops(GemmBackend backend, std::int64_t n) {
@@ -77,29 +49,25 @@ double cuda_gflops(GemmBackend backend, std::int64_t n) {
   set_gemm_backend(backend);
   const Tensor a = random_square(n, Device::cuda(0), 1), b = random_square(n, Device::cuda(0), 2);
   const int calls = n >= 4096 ? 5 : 20;
-  cuda_seconds(2, [&] { benchmark::DoNotOptimize(matmul(a, b)); });
+  cuda_seconds([&] { benchmark::DoNotOptimize(matmul(a, b)); }, 2);
   std::vector<double> samples;
   for (int rep = 0; rep < 7; ++rep) {
-    const double s = cuda_seconds(calls, [&] { benchmark::DoNotOptimize(matmul(a, b)); });
+    const double s = cuda_seconds([&] { benchmark::DoNotOptimize(matmul(a, b)); }, calls);
     samples.push_back(gflop(n) * calls / s);
   }
   return cache[{backend, n}] = median(samples);
 }
 
 void BM_CudaGemm(benchmark::State& state, GemmBackend backend) {
-  if (skip_without_gpu(state)) return;
+  if (skip_without_cuda(state, "speed")) return;
   set_allow_tf32(false);
   const std::int64_t n = state.range(0);
   const double cublas = cuda_gflops(GemmBackend::vendor, n);
   set_gemm_backend(backend);
   const Tensor a = random_square(n, Device::cuda(0), 1), b = random_square(n, Device::cuda(0), 2);
-  cuda_seconds(2, [&] { benchmark::DoNotOptimize(matmul(a, b)); });
-  double seconds = 0;
-  for (auto _ : state) {
-    const double s = cuda_seconds(1, [&] { benchmark::DoNotOptimize(matmul(a, b)); });
-    state.SetIterationTime(s);
-    seconds += s;
-  }
+  cuda_seconds([&] { benchmark::DoNotOptimize(matmul(a, b)); }, 2);
+  const double seconds = timed_iterations(state, Device::cuda(0),
+                                          [&](std::size_t) { benchmark::DoNotOptimize(matmul(a, b)); });
   const double gflops = gflop(n) * static_cast<double>(state.iterations()) / seconds;
   state.counters["GFLOP/s"] = gflops;
   state.counters["cublas_GFLOP/s"] = cublas;
@@ -149,12 +117,8 @@ void BM_CpuMatmul(benchmark::State& state) {
   const double raw = raw_onednn_gflops(n);
   const Tensor a = random_square(n, Device::cpu(), 1), b = random_square(n, Device::cpu(), 2);
   benchmark::DoNotOptimize(matmul(a, b));
-  double seconds = 0;
-  for (auto _ : state) {
-    const double t0 = omp_get_wtime();
-    benchmark::DoNotOptimize(matmul(a, b));
-    seconds += omp_get_wtime() - t0;
-  }
+  const double seconds =
+      timed_iterations(state, Device::cpu(), [&](std::size_t) { benchmark::DoNotOptimize(matmul(a, b)); });
   const double gflops = gflop(n) * static_cast<double>(state.iterations()) / seconds;
   state.counters["GFLOP/s"] = gflops;
   state.counters["onednn_GFLOP/s"] = raw;
@@ -167,12 +131,7 @@ void BM_CpuOneDnnRaw(benchmark::State& state) {
   const Tensor c = empty({n, n}, {.device = Device::cpu()});
   RawOneDnn raw(n, a, b, c);
   raw.run();
-  double seconds = 0;
-  for (auto _ : state) {
-    const double t0 = omp_get_wtime();
-    raw.run();
-    seconds += omp_get_wtime() - t0;
-  }
+  const double seconds = timed_iterations(state, Device::cpu(), [&](std::size_t) { raw.run(); });
   state.counters["GFLOP/s"] = gflop(n) * static_cast<double>(state.iterations()) / seconds;
 }
 

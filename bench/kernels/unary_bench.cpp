@@ -12,14 +12,11 @@
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdint>
-#include <map>
 #include <utility>
 #include <vector>
 
-#include "kiln/core/cuda/runtime.h"
+#include "bench_util.h"
 #include "kiln/core/cuda/tensor_cuda.h"
 #include "kiln/kernels/unary.h"
 #include "kiln/kernels/unary_impl.h"
@@ -27,104 +24,17 @@
 namespace kiln {
 namespace {
 
-constexpr int kCpuThreads = 2;
-constexpr std::int64_t kRotateBytes = std::int64_t{256} << 20;  // past an H100's 50 MiB L2
-constexpr int kLimitPasses = 20;
+using namespace bench;
 
 enum class Mode { kernel, op };
-
-// Rotating (output, input) pairs of n float32 elements on one device.
-class Pairs {
- public:
-  Pairs(std::int64_t n, Device device) {
-    const std::int64_t pair_bytes = 8 * n;
-    const std::int64_t count = std::max<std::int64_t>(2, (kRotateBytes + pair_bytes - 1) / pair_bytes);
-    for (std::int64_t i = 0; i < count; ++i) {
-      pairs_.emplace_back(empty({n}, {.dtype = float32, .device = device}),
-                          full({n}, 0.5, {.dtype = float32, .device = device}));
-    }
-  }
-  const std::pair<Tensor, Tensor>& next() { return pairs_[next_++ % pairs_.size()]; }
-
- private:
-  std::vector<std::pair<Tensor, Tensor>> pairs_;
-  std::size_t next_ = 0;
-};
-
-// Seconds one call of body() takes: host clock on cpu, cuda events on cuda:0's stream.
-template <class Body>
-double seconds_of(Device device, Body&& body) {
-  if (device.is_cpu()) {
-    const auto t0 = std::chrono::steady_clock::now();
-    body();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-  const cuda::Stream stream = cuda::current_stream(device.index());
-  cuda::Event start(device.index(), true), end(device.index(), true);
-  start.record(stream);
-  body();
-  end.record(stream);
-  end.synchronize();
-  return cuda::Event::elapsed_ms(start, end) / 1e3;
-}
-
-void triad(const Tensor& a, const Tensor& b, const Tensor& c) {
-  float* pa = a.data<float>();
-  const float* pb = b.data<float>();
-  const float* pc = c.data<float>();
-  const std::int64_t n = a.numel();
-#pragma omp parallel for num_threads(kCpuThreads) schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) pa[i] = pb[i] + 3.0f * pc[i];
-}
-
-// One pass of the limit: the triad on cpu (12 bytes per element), a d2d copy on cuda (8).
-void limit_pass(Device device, const Tensor& out, const Tensor& in, const Tensor& c) {
-  if (device.is_cpu()) {
-    triad(out, in, c);
-  } else {
-    cuda::copy_bytes(out.data_ptr(), device, in.data_ptr(), device, out.nbytes());
-  }
-}
-double limit_bytes_per_element(Device device) { return device.is_cpu() ? 12.0 : 8.0; }
-
-// The device's limit for n elements in GB/s, the median of kLimitPasses timed passes over
-// rotating buffers, measured once per (device, n) and shared by every row of that size.
-double limit_gbs(Device device, std::int64_t n) {
-  static std::map<std::pair<bool, std::int64_t>, double> cache;
-  const auto key = std::make_pair(device.is_cpu(), n);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
-  Pairs pairs(n, device);
-  const Tensor c = full({n}, 0.25, {.dtype = float32, .device = device});
-  std::vector<double> gbs;
-  for (int pass = 0; pass <= kLimitPasses; ++pass) {  // pass 0 warms up
-    const auto& [out, in] = pairs.next();
-    const double t = seconds_of(device, [&] { limit_pass(device, out, in, c); });
-    if (pass > 0) gbs.push_back(limit_bytes_per_element(device) * static_cast<double>(n) / t / 1e9);
-  }
-  std::nth_element(gbs.begin(), gbs.begin() + kLimitPasses / 2, gbs.end());
-  return cache[key] = gbs[kLimitPasses / 2];
-}
-
-bool skip_device(benchmark::State& state, Device device) {
-  if (device.is_cpu()) return false;
-  if (!cuda::is_available()) {
-    state.SkipWithError(("no cuda device: " + cuda::unavailable_reason()).c_str());
-    return true;
-  }
-  if (cuda::is_simulated()) {
-    state.SkipWithError("SIM build: emulated cuda devices have no meaningful bandwidth");
-    return true;
-  }
-  return false;
-}
 
 void run_unary(benchmark::State& state, Device device, UnaryOp op, Tensor (*public_op)(const Tensor&),
                Mode mode) {
   if (skip_device(state, device)) return;
   omp_set_num_threads(kCpuThreads);
   const std::int64_t n = state.range(0);
-  const double limit = limit_gbs(device, n);
-  Pairs pairs(n, device);
+  const double limit = median_limit_gbs(device, n);
+  RotatingPairs pairs(n, n, device);
   std::vector<Tensor> keep(2);  // op mode: the last outputs stay alive, so allocations rotate
   const auto body = [&](const std::pair<Tensor, Tensor>& p) {
     if (mode == Mode::op) {
@@ -139,17 +49,8 @@ void run_unary(benchmark::State& state, Device device, UnaryOp op, Tensor (*publ
     }
   };
   body(pairs.next());  // warm-up: first touch, caching allocator, lazy module loading
-  double seconds = 0;
-  for (auto _ : state) {
-    const auto& p = pairs.next();
-    const double t = seconds_of(device, [&] { body(p); });
-    state.SetIterationTime(t);
-    seconds += t;
-  }
-  const double gbs = 8.0 * static_cast<double>(n) * static_cast<double>(state.iterations()) / seconds / 1e9;
-  state.counters["GB/s"] = gbs;
-  state.counters["limit_GB/s"] = limit;
-  state.counters["ratio_to_limit"] = gbs / limit;
+  const double seconds = timed_iterations(state, device, [&](std::size_t) { body(pairs.next()); });
+  set_bandwidth_counters(state, 8.0 * static_cast<double>(n), seconds, limit);
 }
 
 // The limit as a row of its own: the same passes, timed like the ops.
@@ -157,15 +58,12 @@ void BM_Limit(benchmark::State& state, Device device) {
   if (skip_device(state, device)) return;
   omp_set_num_threads(kCpuThreads);
   const std::int64_t n = state.range(0);
-  Pairs pairs(n, device);
+  RotatingPairs pairs(n, n, device);
   const Tensor c = full({n}, 0.25, {.dtype = float32, .device = device});
-  double seconds = 0;
-  for (auto _ : state) {
+  const double seconds = timed_iterations(state, device, [&](std::size_t) {
     const auto& [out, in] = pairs.next();
-    const double t = seconds_of(device, [&] { limit_pass(device, out, in, c); });
-    state.SetIterationTime(t);
-    seconds += t;
-  }
+    limit_pass(device, out, in, c);
+  });
   state.counters["GB/s"] = limit_bytes_per_element(device) * static_cast<double>(n) *
                            static_cast<double>(state.iterations()) / seconds / 1e9;
 }
