@@ -24,6 +24,10 @@ enum class BinaryOp : std::uint8_t {
 enum class CompareOp : std::uint8_t { KILN_COMPARE_OPS(KILN_ENUM_ENTRY) };
 #undef KILN_ENUM_ENTRY
 
+// Ops with an op(s, x) scalar form (sub(s, x), div(s, x)); the others need no
+// instantiation of the scalar-first kernels on either device.
+constexpr bool has_scalar_first(BinaryOp op) { return op == BinaryOp::sub || op == BinaryOp::div; }
+
 // Calls f.template operator()<Op>() for the runtime op (host code: the dispatch).
 template <class F>
 decltype(auto) visit_binary_op(BinaryOp op, F&& f) {

@@ -10,9 +10,6 @@ namespace {
   KILN_THROW(InternalError, what, ": dtype ", dtype, " reached the cpu loop (binary.cpp checks it)");
 }
 
-// Ops with an op(s, x) scalar form (sub(s, x), div(s, x)); the others need no instantiation.
-constexpr bool has_scalar_first(BinaryOp op) { return op == BinaryOp::sub || op == BinaryOp::div; }
-
 }  // namespace
 
 void binary_forward(BinaryOp op, DType dtype, const ElementwiseLoop<3>& loop) {
