@@ -1,5 +1,7 @@
 # Third-party dependencies, all from Debian packages (scripts/install-deps installs them).
 find_package(Threads REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)  # layer and model configs (Keras-style JSON)
+find_package(ZLIB REQUIRED)  # Debian zlib1g-dev: gzip/deflate for the data readers
 if(KILN_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)
@@ -23,3 +25,33 @@ set_target_properties(kiln_dnnl PROPERTIES EXPORT_NAME dnnl)
 target_link_libraries(kiln_dnnl INTERFACE ${KILN_DNNL_LIBRARY})
 target_include_directories(kiln_dnnl SYSTEM INTERFACE ${KILN_DNNL_INCLUDE_DIR})
 find_package(OpenMP REQUIRED COMPONENTS CXX)
+
+# cuDNN 9 for the vendor convolution path (KILN_CUDA=ON only; kernels/cuda/cudnn_conv.cpp).
+# cuDNN ships no CMake package: header and library are found next to the CUDA toolkit, under
+# $CUDNN_ROOT, or in the system paths. kiln_cudnn is an imported target; kiln_kernels links
+# it privately, and kilnConfig.cmake defines it again for installed (static) consumers.
+if(KILN_CUDA_MODE STREQUAL "ON")
+  find_path(KILN_CUDNN_INCLUDE_DIR NAMES cudnn.h
+    HINTS ${CUDAToolkit_INCLUDE_DIRS} ENV CUDNN_ROOT PATH_SUFFIXES include)
+  find_library(KILN_CUDNN_LIBRARY NAMES cudnn
+    HINTS ${CUDAToolkit_LIBRARY_DIR} ENV CUDNN_ROOT PATH_SUFFIXES lib64 lib)
+  if(NOT KILN_CUDNN_INCLUDE_DIR OR NOT KILN_CUDNN_LIBRARY)
+    message(FATAL_ERROR "KILN_CUDA=ON needs cuDNN 9 (cudnn.h and libcudnn.so), not found next to the CUDA "
+      "toolkit (${CUDAToolkit_INCLUDE_DIRS}) or in the system paths: install cuDNN 9 for CUDA "
+      "${CUDAToolkit_VERSION_MAJOR}, or point CUDNN_ROOT (environment) or KILN_CUDNN_INCLUDE_DIR and "
+      "KILN_CUDNN_LIBRARY (cache) at it. Found: include '${KILN_CUDNN_INCLUDE_DIR}', library "
+      "'${KILN_CUDNN_LIBRARY}'.")
+  endif()
+  file(STRINGS "${KILN_CUDNN_INCLUDE_DIR}/cudnn_version.h" _kiln_cudnn_major REGEX "^#define CUDNN_MAJOR +[0-9]+")
+  string(REGEX REPLACE "^#define CUDNN_MAJOR +([0-9]+).*" "\\1" _kiln_cudnn_major "${_kiln_cudnn_major}")
+  if(NOT _kiln_cudnn_major STREQUAL "9")
+    message(FATAL_ERROR "kiln needs cuDNN 9; ${KILN_CUDNN_INCLUDE_DIR}/cudnn_version.h is version "
+      "'${_kiln_cudnn_major}'. Point KILN_CUDNN_INCLUDE_DIR and KILN_CUDNN_LIBRARY at a cuDNN 9.")
+  endif()
+  get_filename_component(KILN_CUDNN_LIBRARY_DIR "${KILN_CUDNN_LIBRARY}" DIRECTORY)  # for kilnConfig.cmake
+  add_library(kiln_cudnn UNKNOWN IMPORTED GLOBAL)
+  set_target_properties(kiln_cudnn PROPERTIES
+    IMPORTED_LOCATION "${KILN_CUDNN_LIBRARY}"
+    INTERFACE_INCLUDE_DIRECTORIES "${KILN_CUDNN_INCLUDE_DIR}")
+  message(STATUS "kiln: cuDNN ${_kiln_cudnn_major}: ${KILN_CUDNN_LIBRARY}")
+endif()

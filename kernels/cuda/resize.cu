@@ -1,0 +1,155 @@
+// cuda upsample2d in NHWC through core's elementwise launch helper: one thread per output
+// element (forward) or per input element (backward, a gather: see ResizeGradLayout), c
+// fastest so a warp touches consecutive channels. Same formulas and summation order as
+// the cpu (kernels/resize_impl.h).
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "kiln/core/convert.h"
+#include "kiln/core/cuda/kernel.h"
+#include "kiln/core/cuda/launch.h"
+#include "kiln/core/cuda/runtime.h"
+#include "kiln/kernels/math.h"
+#include "kiln/kernels/resize_impl.h"
+
+namespace kiln::cuda {
+namespace {
+
+// The (n, a, b, c) coordinates of flat element i of a contiguous (N, A, B, C) tensor, with
+// the divisions in Index: uint32_t when the tensor has fewer than 2^32 elements (a 64-bit
+// division is several times the instructions on a GPU), else int64_t.
+struct Pixel {
+  std::int64_t n, a, b, c;
+};
+template <class Index>
+__device__ __forceinline__ Pixel unflatten(std::int64_t flat, std::int64_t A, std::int64_t B, std::int64_t C) {
+  auto i = static_cast<Index>(flat);
+  Pixel p;
+  p.c = static_cast<std::int64_t>(i % static_cast<Index>(C));
+  i /= static_cast<Index>(C);
+  p.b = static_cast<std::int64_t>(i % static_cast<Index>(B));
+  i /= static_cast<Index>(B);
+  p.a = static_cast<std::int64_t>(i % static_cast<Index>(A));
+  p.n = static_cast<std::int64_t>(i / static_cast<Index>(A));
+  return p;
+}
+
+// Calls f.template operator()<Index>() with the narrowest Index for n elements.
+template <class F>
+void with_index(std::int64_t n, F&& f) {
+  if (n <= std::int64_t{std::numeric_limits<std::uint32_t>::max()}) {
+    f.template operator()<std::uint32_t>();
+  } else {
+    f.template operator()<std::int64_t>();
+  }
+}
+
+template <class T, Interpolation kMode, class Index>
+struct UpsampleForward {
+  ResizeGeometry g;
+  T* y;
+  const T* x;
+  __device__ void operator()(std::int64_t i) const {
+    using C = math::compute_t<T>;
+    const Pixel p = unflatten<Index>(i, g.OH(), g.OW(), g.C);
+    const T* xn = x + p.n * g.H * g.W * g.C + p.c;
+    if constexpr (kMode == Interpolation::nearest) {
+      y[i] = xn[((p.a / g.sh) * g.W + p.b / g.sw) * g.C];
+    } else {
+      const Taps<C> th = bilinear_taps<C>(p.a, g.sh, g.H), tw = bilinear_taps<C>(p.b, g.sw, g.W);
+      const T* top = xn + th.lo * g.W * g.C;
+      const C upper = lerp_taps(convert<C>(top[tw.lo * g.C]), convert<C>(top[tw.hi * g.C]), tw.w_hi);
+      C lower = upper;  // the lower row only when it has weight (Note [Bilinear taps])
+      if (th.w_hi != C(0)) {
+        const T* bottom = xn + th.hi * g.W * g.C;
+        lower = lerp_taps(convert<C>(bottom[tw.lo * g.C]), convert<C>(bottom[tw.hi * g.C]), tw.w_hi);
+      }
+      y[i] = convert<T>(lerp_taps(upper, lower, th.w_hi));
+    }
+  }
+};
+
+template <class T, Interpolation kMode, class Index>
+struct UpsampleBackward {
+  ResizeGeometry g;
+  T* gx;
+  const T* gy;
+  __device__ void operator()(std::int64_t i) const {
+    using C = math::compute_t<T>;
+    const Pixel p = unflatten<Index>(i, g.H, g.W, g.C);
+    const std::int64_t OW = g.OW();
+    const T* gn = gy + p.n * g.OH() * OW * g.C + p.c;
+    C acc = 0;
+    if constexpr (kMode == Interpolation::nearest) {
+      for (std::int64_t oh = p.a * g.sh; oh < (p.a + 1) * g.sh; ++oh) {
+        for (std::int64_t ow = p.b * g.sw; ow < (p.b + 1) * g.sw; ++ow) acc += convert<C>(gn[(oh * OW + ow) * g.C]);
+      }
+    } else {
+      const OutputRange rh = bilinear_readers(p.a, g.sh, g.OH()), rw = bilinear_readers(p.b, g.sw, OW);
+      for (std::int64_t oh = rh.lo; oh < rh.hi; ++oh) {
+        const C wh = tap_weight(bilinear_taps<C>(oh, g.sh, g.H), p.a);
+        if (wh == C(0)) continue;
+        for (std::int64_t ow = rw.lo; ow < rw.hi; ++ow) {
+          const C ww = tap_weight(bilinear_taps<C>(ow, g.sw, g.W), p.b);
+          if (ww == C(0)) continue;
+          acc += (wh * ww) * convert<C>(gn[(oh * OW + ow) * g.C]);
+        }
+      }
+    }
+    gx[i] = convert<T>(acc);
+  }
+};
+
+template <class F>
+void visit_floating(DType dtype, const char* op, F&& f) {
+  visit_dtype(dtype, [&]<class T>() {
+    if constexpr (std::is_floating_point_v<math::compute_t<T>>) {
+      f.template operator()<T>();
+    } else {
+      KILN_THROW(InternalError, op, ": non-floating dtype ", dtype, " reached the cuda kernel");
+    }
+  });
+}
+
+}  // namespace
+
+void upsample2d_forward(const ResizeLayout& l, int device) {
+  const ResizeGeometry& g = l.g;
+  const std::int64_t n = g.N * g.OH() * g.OW() * g.C;
+  if (n == 0) return;
+  DeviceGuard guard(device);
+  void* stream = current_stream(device).native();
+  visit_floating(l.dtype, "upsample2d", [&]<class T>() {
+    auto* y = static_cast<T*>(l.y);
+    const auto* x = static_cast<const T*>(l.x);
+    with_index(n, [&]<class Index>() {
+      if (l.mode == Interpolation::nearest) {
+        launch_elementwise(n, stream, UpsampleForward<T, Interpolation::nearest, Index>{g, y, x});
+      } else {
+        launch_elementwise(n, stream, UpsampleForward<T, Interpolation::bilinear, Index>{g, y, x});
+      }
+    });
+  });
+}
+
+void upsample2d_backward(const ResizeGradLayout& l, int device) {
+  const ResizeGeometry& g = l.g;
+  const std::int64_t n = g.N * g.H * g.W * g.C;
+  if (n == 0) return;
+  DeviceGuard guard(device);
+  void* stream = current_stream(device).native();
+  visit_floating(l.dtype, "upsample2d backward", [&]<class T>() {
+    auto* gx = static_cast<T*>(l.gx);
+    const auto* gy = static_cast<const T*>(l.gy);
+    with_index(n, [&]<class Index>() {
+      if (l.mode == Interpolation::nearest) {
+        launch_elementwise(n, stream, UpsampleBackward<T, Interpolation::nearest, Index>{g, gx, gy});
+      } else {
+        launch_elementwise(n, stream, UpsampleBackward<T, Interpolation::bilinear, Index>{g, gx, gy});
+      }
+    });
+  });
+}
+
+}  // namespace kiln::cuda
