@@ -59,9 +59,11 @@ const std::array<Layer, 16> kLayers = {{
     {"mnist_conv2", 128, 26, 26, 32, 64, 3, 1, 0},
 }};
 
-const std::array<std::pair<ConvDirection, const char*>, 3> kPasses = {{{ConvDirection::forward, "forward"},
-                                                                       {ConvDirection::backward_data, "backward_data"},
-                                                                       {ConvDirection::backward_filter, "backward_filter"}}};
+const std::array<std::pair<ConvDirection, const char*>, 3> kPasses = {{
+    {ConvDirection::forward, "forward"},
+    {ConvDirection::backward_data, "backward_data"},
+    {ConvDirection::backward_filter, "backward_filter"},
+}};
 
 cudnnDataType_t cudnn_type(DType dt) { return dt == float16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT; }
 
@@ -126,7 +128,8 @@ struct Problem {
                    cudnnSetTensor4dDescriptor(x_desc.get(), CUDNN_TENSOR_NHWC, t, i(g.n), i(g.c_in), i(g.h), i(g.w)));
     KILN_LIB_CHECK(cuda::CudnnResult, cudnnSetTensor4dDescriptor(y_desc.get(), CUDNN_TENSOR_NHWC, t, i(g.n),
                                                                  i(g.c_out), i(g.out_h), i(g.out_w)));
-    KILN_LIB_CHECK(cuda::CudnnResult, cudnnSetTensor4dDescriptor(b_desc.get(), CUDNN_TENSOR_NHWC, t, 1, i(g.c_out), 1, 1));
+    KILN_LIB_CHECK(cuda::CudnnResult,
+                   cudnnSetTensor4dDescriptor(b_desc.get(), CUDNN_TENSOR_NHWC, t, 1, i(g.c_out), 1, 1));
     KILN_LIB_CHECK(cuda::CudnnResult, cudnnSetFilter4dDescriptor(w_desc.get(), t, CUDNN_TENSOR_NHWC, i(g.c_out),
                                                                  i(g.c_in), i(g.k_h), i(g.k_w)));
     KILN_LIB_CHECK(cuda::CudnnResult,

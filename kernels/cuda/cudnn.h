@@ -38,6 +38,13 @@ struct CudnnResult {
   }
 };
 
+// Drops cuDNN's per-thread message of a failure the caller expected and handled (a probe of
+// an algorithm that does not apply), so a later failure is not described by it.
+inline void forget_cudnn_error() {
+  char message[256];
+  cudnnGetLastErrorString(message, sizeof(message));
+}
+
 // RAII owners of cuDNN descriptors (created in the constructor, destroyed in the destructor).
 template <class T, cudnnStatus_t (*Create)(T*), cudnnStatus_t (*Destroy)(T)>
 class CudnnDescriptor {

@@ -159,7 +159,10 @@ std::optional<Choice> accept(const Plan& p, cudnnHandle_t h, int algo, int math,
   if (algo < 0 || algo >= C::kAlgoCount || !math_allowed(p.type, math)) return std::nullopt;
   p.set_math(C::kDir, static_cast<cudnnMathType_t>(math));
   std::size_t bytes = 0;
-  if (C::workspace(h, p, algo, &bytes) != CUDNN_STATUS_SUCCESS) return std::nullopt;
+  if (C::workspace(h, p, algo, &bytes) != CUDNN_STATUS_SUCCESS) {
+    forget_cudnn_error();
+    return std::nullopt;
+  }
   return Choice{algo, static_cast<cudnnMathType_t>(math), std::max(bytes, reported), false};
 }
 
@@ -170,7 +173,11 @@ std::vector<typename C::Perf> time_candidates(const Plan& p, cudnnHandle_t h, co
   std::size_t bytes = 0;
   for (int algo = 0; algo < C::kAlgoCount; ++algo) {
     std::size_t need = 0;
-    if (C::workspace(h, p, algo, &need) == CUDNN_STATUS_SUCCESS) bytes = std::max(bytes, need);
+    if (C::workspace(h, p, algo, &need) == CUDNN_STATUS_SUCCESS) {
+      bytes = std::max(bytes, need);
+    } else {
+      forget_cudnn_error();  // an algorithm that does not apply to this problem
+    }
   }
   DataPtr ws;
   while (bytes > 0) {

@@ -72,9 +72,16 @@ INSTANTIATE_TEST_SUITE_P(Backends, ConvCuda, ::testing::Values(ConvBackend::nati
                            return std::string(info.param == ConvBackend::native ? "Native" : "Vendor");
                          });
 
-// Integer inputs keep float32 and float64 exact. 16-bit types round the GEMM's output once
-// before the grouped scatter or col2im sums it again: within two roundings of the dtype.
-test::Tolerance tolerance(DType dt) { return dt == float32 || dt == float64 ? kExact : test::tolerance_for(dt); }
+// Integer inputs keep float32 and float64 exact on the native path. 16-bit types round the
+// GEMM's output once before the grouped scatter or col2im sums it again: within two
+// roundings of the dtype. cuDNN may pick Winograd or FFT algorithms, which round even on
+// integer inputs, so the vendor path gets float32's usual tolerance.
+test::Tolerance tolerance(DType dt) {
+  if (dt == float32 || dt == float64) {
+    return conv_backend() == ConvBackend::vendor && dt == float32 ? test::Tolerance{1e-4, 1e-4} : kExact;
+  }
+  return test::tolerance_for(dt);
+}
 
 // Forward and the three gradients of `s` in `dt` on cuda against the float64 references.
 void expect_matches_reference(const ConvSpec& s, DType dt, std::uint64_t seed) {
