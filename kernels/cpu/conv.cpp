@@ -5,13 +5,12 @@
 // Primitives are cached per (geometry, pass) (Note [Convolution primitive cache]).
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include <list>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "kiln/kernels/conv_impl.h"
+#include "kiln/kernels/cpu/onednn.h"
 
 namespace kiln::cpu {
 namespace {
@@ -19,25 +18,10 @@ namespace {
 using dnnl::memory;
 using Tag = memory::format_tag;
 
-// One engine and one stream for the process (oneDNN's cpu stream holds no state between
-// primitives: execution is synchronous, threaded by OpenMP).
-dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-dnnl::stream& stream() {
-  static dnnl::stream s(engine());
-  return s;
-}
+using onednn::engine;
+using onednn::stream;
 
-memory::data_type dnnl_type(DType dtype) {
-  switch (dtype) {
-    case DType::float32: return memory::data_type::f32;
-    case DType::bfloat16: return memory::data_type::bf16;
-    case DType::float16: return memory::data_type::f16;
-    default: KILN_THROW(InternalError, "cpu conv2d: no oneDNN type for ", dtype);
-  }
-}
+memory::data_type dnnl_type(DType dtype) { return onednn::data_type(dtype, "cpu conv2d"); }
 
 enum class Pass { forward, backward_data, backward_filter };
 
@@ -86,32 +70,7 @@ struct KeyHash {
   }
 };
 
-class PlanCache {
- public:
-  static constexpr std::size_t kCapacity = 256;
-
-  template <class Make>
-  std::optional<Plan> get(const Key& key, Make&& make) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (auto it = index_.find(key); it != index_.end()) {
-      entries_.splice(entries_.begin(), entries_, it->second);
-      return it->second->second;
-    }
-    entries_.emplace_front(key, make());
-    index_[key] = entries_.begin();
-    if (entries_.size() > kCapacity) {
-      index_.erase(entries_.back().first);
-      entries_.pop_back();
-    }
-    return entries_.front().second;
-  }
-
- private:
-  using Entry = std::pair<Key, std::optional<Plan>>;
-  std::mutex mutex_;
-  std::list<Entry> entries_;  // most recently used first
-  std::unordered_map<Key, std::list<Entry>::iterator, KeyHash> index_;
-};
+using PlanCache = onednn::LruCache<Key, Plan, KeyHash>;
 
 PlanCache& cache() {
   static PlanCache* c = new PlanCache;  // lives past static destruction

@@ -6,13 +6,13 @@
 #include <omp.h>
 
 #include <cmath>
-#include <type_traits>
 #include <vector>
 
 #include "kiln/core/convert.h"
 #include "kiln/core/error.h"
 #include "kiln/kernels/math.h"
 #include "kiln/kernels/normalization_impl.h"
+#include "kiln/kernels/visit_floating.h"
 
 namespace kiln::cpu {
 namespace {
@@ -248,41 +248,30 @@ void ln_backward(const LayerNormGradLayout& l) {
   }
 }
 
-template <class F>
-void visit_floating(DType dtype, const char* op, F&& f) {
-  visit_dtype(dtype, [&]<class T>() {
-    if constexpr (std::is_floating_point_v<math::compute_t<T>>) {
-      f.template operator()<T>();
-    } else {
-      KILN_THROW(InternalError, op, ": non-floating dtype ", dtype, " reached the cpu kernel");
-    }
-  });
-}
-
 }  // namespace
 
 void batch_norm_stats(const BatchNormStatsLayout& layout) {
-  visit_floating(layout.dtype, "batch_norm", [&]<class T>() { stats<T>(layout); });
+  visit_floating(layout.dtype, "batch_norm", "cpu", [&]<class T>() { stats<T>(layout); });
 }
 
 void batch_norm_apply(const BatchNormApplyLayout& layout) {
-  visit_floating(layout.dtype, "batch_norm", [&]<class T>() { apply<T>(layout); });
+  visit_floating(layout.dtype, "batch_norm", "cpu", [&]<class T>() { apply<T>(layout); });
 }
 
 void norm_grad_sums(const NormGradSumsLayout& layout) {
-  visit_floating(layout.dtype, "normalization backward", [&]<class T>() { grad_sums<T>(layout); });
+  visit_floating(layout.dtype, "normalization backward", "cpu", [&]<class T>() { grad_sums<T>(layout); });
 }
 
 void batch_norm_backward(const BatchNormGradLayout& layout) {
-  visit_floating(layout.dtype, "batch_norm backward", [&]<class T>() { bn_backward<T>(layout); });
+  visit_floating(layout.dtype, "batch_norm backward", "cpu", [&]<class T>() { bn_backward<T>(layout); });
 }
 
 void layer_norm_forward(const LayerNormLayout& layout) {
-  visit_floating(layout.dtype, "layer_norm", [&]<class T>() { ln_forward<T>(layout); });
+  visit_floating(layout.dtype, "layer_norm", "cpu", [&]<class T>() { ln_forward<T>(layout); });
 }
 
 void layer_norm_backward(const LayerNormGradLayout& layout) {
-  visit_floating(layout.dtype, "layer_norm backward", [&]<class T>() { ln_backward<T>(layout); });
+  visit_floating(layout.dtype, "layer_norm backward", "cpu", [&]<class T>() { ln_backward<T>(layout); });
 }
 
 }  // namespace kiln::cpu

@@ -4,12 +4,12 @@
 // build's -O2 alone would not). Backward: a gather over the N * H input rows, each input
 // pixel summing the windows that contain it (see PoolGradLayout).
 #include <algorithm>
-#include <type_traits>
 
 #include "kiln/core/convert.h"
 #include "kiln/core/error.h"
 #include "kiln/kernels/math.h"
 #include "kiln/kernels/pool_impl.h"
+#include "kiln/kernels/visit_floating.h"
 
 namespace kiln::cpu {
 namespace {
@@ -155,21 +155,10 @@ void backward(const PoolGradLayout& l) {
   }
 }
 
-template <class F>
-void visit_floating(DType dtype, const char* op, F&& f) {
-  visit_dtype(dtype, [&]<class T>() {
-    if constexpr (std::is_floating_point_v<math::compute_t<T>>) {
-      f.template operator()<T>();
-    } else {
-      KILN_THROW(InternalError, op, ": non-floating dtype ", dtype, " reached the cpu kernel");
-    }
-  });
-}
-
 }  // namespace
 
 void pool2d_forward(const PoolLayout& layout) {
-  visit_floating(layout.dtype, "pool2d", [&]<class T>() {
+  visit_floating(layout.dtype, "pool2d", "cpu", [&]<class T>() {
     if (layout.kind == PoolKind::avg) {
       forward<T, PoolKind::avg, false>(layout);
     } else if (layout.argmax) {
@@ -182,7 +171,7 @@ void pool2d_forward(const PoolLayout& layout) {
 
 void pool2d_backward(const PoolGradLayout& layout) {
   KILN_ASSERT(layout.kind != PoolKind::max || layout.argmax, "pool2d backward: max pooling without argmax");
-  visit_floating(layout.dtype, "pool2d backward", [&]<class T>() {
+  visit_floating(layout.dtype, "pool2d backward", "cpu", [&]<class T>() {
     if (layout.kind == PoolKind::max) {
       backward<T, PoolKind::max>(layout);
     } else {

@@ -2,12 +2,12 @@
 // gather: see ResizeGradLayout), channels innermost, kLanes at a time in accumulators of
 // the compute type, `omp simd` on the channel loops (the build's -O2 alone would not).
 #include <algorithm>
-#include <type_traits>
 
 #include "kiln/core/convert.h"
 #include "kiln/core/error.h"
 #include "kiln/kernels/math.h"
 #include "kiln/kernels/resize_impl.h"
+#include "kiln/kernels/visit_floating.h"
 
 namespace kiln::cpu {
 namespace {
@@ -133,21 +133,10 @@ void backward(const ResizeGradLayout& l) {
   }
 }
 
-template <class F>
-void visit_floating(DType dtype, const char* op, F&& f) {
-  visit_dtype(dtype, [&]<class T>() {
-    if constexpr (std::is_floating_point_v<math::compute_t<T>>) {
-      f.template operator()<T>();
-    } else {
-      KILN_THROW(InternalError, op, ": non-floating dtype ", dtype, " reached the cpu kernel");
-    }
-  });
-}
-
 }  // namespace
 
 void upsample2d_forward(const ResizeLayout& layout) {
-  visit_floating(layout.dtype, "upsample2d", [&]<class T>() {
+  visit_floating(layout.dtype, "upsample2d", "cpu", [&]<class T>() {
     if (layout.mode == Interpolation::nearest) {
       nearest_forward<T>(layout);
     } else {
@@ -157,7 +146,7 @@ void upsample2d_forward(const ResizeLayout& layout) {
 }
 
 void upsample2d_backward(const ResizeGradLayout& layout) {
-  visit_floating(layout.dtype, "upsample2d backward", [&]<class T>() {
+  visit_floating(layout.dtype, "upsample2d backward", "cpu", [&]<class T>() {
     if (layout.mode == Interpolation::nearest) {
       backward<T, Interpolation::nearest>(layout);
     } else {

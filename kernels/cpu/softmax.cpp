@@ -7,6 +7,7 @@
 #include "kiln/core/error.h"
 #include "kiln/kernels/math.h"
 #include "kiln/kernels/softmax_impl.h"
+#include "kiln/kernels/visit_floating.h"
 
 namespace kiln::cpu {
 namespace {
@@ -70,25 +71,14 @@ void backward_rows(const SoftmaxGradLayout& l) {
   }
 }
 
-template <class F>
-void visit_floating(DType dtype, const char* op, F&& f) {
-  visit_dtype(dtype, [&]<class T>() {
-    if constexpr (std::is_floating_point_v<math::compute_t<T>>) {
-      f.template operator()<T>();
-    } else {
-      KILN_THROW(InternalError, op, ": non-floating dtype ", dtype, " reached the cpu kernel");
-    }
-  });
-}
-
 }  // namespace
 
 void softmax_forward(const SoftmaxLayout& layout) {
-  visit_floating(layout.dtype, "softmax", [&]<class T>() { forward_rows<T>(layout); });
+  visit_floating(layout.dtype, "softmax", "cpu", [&]<class T>() { forward_rows<T>(layout); });
 }
 
 void softmax_backward(const SoftmaxGradLayout& layout) {
-  visit_floating(layout.dtype, "softmax backward", [&]<class T>() { backward_rows<T>(layout); });
+  visit_floating(layout.dtype, "softmax backward", "cpu", [&]<class T>() { backward_rows<T>(layout); });
 }
 
 }  // namespace kiln::cpu

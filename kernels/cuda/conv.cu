@@ -19,6 +19,7 @@
 #include "kiln/kernels/conv_impl.h"
 #include "kiln/kernels/math.h"
 #include "kiln/kernels/matmul_impl.h"
+#include "kiln/kernels/visit_floating.h"
 
 namespace kiln::cuda {
 namespace {
@@ -325,17 +326,6 @@ void backward_filter(const ConvGeometry& g, const Tensor& xt, const Tensor& dyt,
   if (dbt.defined()) bias_grad<T>(g, dy, ptr<T>(dbt), p.stream, p.device);
 }
 
-template <class F>
-void visit_floating(DType dtype, F&& f) {
-  visit_dtype(dtype, [&]<class T>() {
-    if constexpr (std::is_floating_point_v<math::compute_t<T>>) {
-      f.template operator()<T>();
-    } else {
-      KILN_THROW(InternalError, "conv2d: non-floating dtype ", dtype, " reached the cuda kernels");
-    }
-  });
-}
-
 }  // namespace
 
 std::int64_t set_native_conv_workspace_limit(std::int64_t bytes) {
@@ -346,18 +336,18 @@ std::int64_t set_native_conv_workspace_limit(std::int64_t bytes) {
 void conv2d_forward_native(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias,
                            const Tensor& y) {
   DeviceGuard guard(x.device().index());
-  visit_floating(g.dtype, [&]<class T>() { forward<T>(g, x, w, bias, y); });
+  visit_floating(g.dtype, "conv2d", "cuda", [&]<class T>() { forward<T>(g, x, w, bias, y); });
 }
 
 void conv2d_backward_data_native(const ConvGeometry& g, const Tensor& dy, const Tensor& w, const Tensor& dx) {
   DeviceGuard guard(dy.device().index());
-  visit_floating(g.dtype, [&]<class T>() { backward_data<T>(g, dy, w, dx); });
+  visit_floating(g.dtype, "conv2d", "cuda", [&]<class T>() { backward_data<T>(g, dy, w, dx); });
 }
 
 void conv2d_backward_filter_native(const ConvGeometry& g, const Tensor& x, const Tensor& dy, const Tensor& dw,
                                    const Tensor& db) {
   DeviceGuard guard(x.device().index());
-  visit_floating(g.dtype, [&]<class T>() { backward_filter<T>(g, x, dy, dw, db); });
+  visit_floating(g.dtype, "conv2d", "cuda", [&]<class T>() { backward_filter<T>(g, x, dy, dw, db); });
 }
 
 }  // namespace kiln::cuda

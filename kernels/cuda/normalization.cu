@@ -20,6 +20,7 @@
 #include "kiln/kernels/cuda/loops.cuh"
 #include "kiln/kernels/math.h"
 #include "kiln/kernels/normalization_impl.h"
+#include "kiln/kernels/visit_floating.h"
 
 namespace kiln::cuda {
 namespace {
@@ -313,17 +314,6 @@ unsigned finish_grid(std::int64_t C) {
   return static_cast<unsigned>((C + per_block - 1) / per_block);
 }
 
-template <class F>
-void visit_floating(DType dtype, const char* op, F&& f) {
-  visit_dtype(dtype, [&]<class T>() {
-    if constexpr (std::is_floating_point_v<math::compute_t<T>>) {
-      f.template operator()<T, math::compute_t<T>>();
-    } else {
-      KILN_THROW(InternalError, op, ": non-floating dtype ", dtype, " reached the cuda kernel");
-    }
-  });
-}
-
 template <class Acc>
 Tensor workspace(std::int64_t count, int device) {
   return empty({count * static_cast<std::int64_t>(sizeof(Acc))}, {.dtype = DType::uint8, .device = Device::cuda(device)});
@@ -337,7 +327,8 @@ void batch_norm_stats(const BatchNormStatsLayout& l, int device) {
   if (l.C == 0) return;
   DeviceGuard guard(device);
   const cudaStream_t stream = stream_of(device);
-  visit_floating(l.dtype, "batch_norm", [&]<class T, class S>() {
+  visit_floating(l.dtype, "batch_norm", "cuda", [&]<class T>() {
+    using S = math::compute_t<T>;
     auto* mean = static_cast<S*>(l.mean);
     auto* invstd = static_cast<S*>(l.invstd);
     auto* rm = static_cast<S*>(l.running_mean);
@@ -364,7 +355,8 @@ void batch_norm_apply(const BatchNormApplyLayout& l, int device) {
   if (numel == 0) return;
   DeviceGuard guard(device);
   void* stream = stream_of(device);
-  visit_floating(l.dtype, "batch_norm", [&]<class T, class S>() {
+  visit_floating(l.dtype, "batch_norm", "cuda", [&]<class T>() {
+    using S = math::compute_t<T>;
     with_packets<T>(numel, l.C, {l.x, l.y}, [&]<int N, class Index>() {
       launch_elementwise(numel / N, stream,
                          ApplyFn<T, S, N, Index>{static_cast<T*>(l.y), static_cast<const T*>(l.x),
@@ -379,7 +371,8 @@ void norm_grad_sums(const NormGradSumsLayout& l, int device) {
   if (l.C == 0) return;
   DeviceGuard guard(device);
   const cudaStream_t stream = stream_of(device);
-  visit_floating(l.dtype, "normalization backward", [&]<class T, class S>() {
+  visit_floating(l.dtype, "normalization backward", "cuda", [&]<class T>() {
+    using S = math::compute_t<T>;
     const Tiles t = tiles_for(l.rows, l.C, properties(device).multiprocessor_count);
     const Tensor ws = workspace<GradSums<S>>(t.splits * l.C, device);
     auto* parts = static_cast<GradSums<S>*>(ws.data_ptr());
@@ -405,7 +398,8 @@ void batch_norm_backward(const BatchNormGradLayout& l, int device) {
   if (numel == 0) return;
   DeviceGuard guard(device);
   void* stream = stream_of(device);
-  visit_floating(l.dtype, "batch_norm backward", [&]<class T, class S>() {
+  visit_floating(l.dtype, "batch_norm backward", "cuda", [&]<class T>() {
+    using S = math::compute_t<T>;
     with_packets<T>(numel, l.C, {l.x, l.dy, l.dx}, [&]<int N, class Index>() {
       launch_elementwise(numel / N, stream,
                          BackwardFn<T, S, N, Index>{

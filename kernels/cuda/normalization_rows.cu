@@ -13,6 +13,7 @@
 #include "kiln/core/cuda/runtime.h"
 #include "kiln/kernels/math.h"
 #include "kiln/kernels/normalization_impl.h"
+#include "kiln/kernels/visit_floating.h"
 
 namespace kiln::cuda {
 namespace {
@@ -203,17 +204,6 @@ void visit_per_lane(std::int64_t K, F&& f) {
   return f.template operator()<16>();
 }
 
-template <class F>
-void visit_floating(DType dtype, const char* op, F&& f) {
-  visit_dtype(dtype, [&]<class T>() {
-    if constexpr (std::is_floating_point_v<math::compute_t<T>>) {
-      f.template operator()<T, math::compute_t<T>>();
-    } else {
-      KILN_THROW(InternalError, op, ": non-floating dtype ", dtype, " reached the cuda kernel");
-    }
-  });
-}
-
 cudaStream_t stream_of(int device) { return static_cast<cudaStream_t>(current_stream(device).native()); }
 
 }  // namespace
@@ -222,7 +212,8 @@ void layer_norm_forward(const LayerNormLayout& l, int device) {
   if (l.rows * l.K == 0) return;
   DeviceGuard guard(device);
   const cudaStream_t stream = stream_of(device);
-  visit_floating(l.dtype, "layer_norm", [&]<class T, class S>() {
+  visit_floating(l.dtype, "layer_norm", "cuda", [&]<class T>() {
+    using S = math::compute_t<T>;
     auto* y = static_cast<T*>(l.y);
     const auto* x = static_cast<const T*>(l.x);
     const auto* gamma = static_cast<const S*>(l.gamma);
@@ -246,7 +237,8 @@ void layer_norm_backward(const LayerNormGradLayout& l, int device) {
   if (l.rows * l.K == 0) return;
   DeviceGuard guard(device);
   const cudaStream_t stream = stream_of(device);
-  visit_floating(l.dtype, "layer_norm backward", [&]<class T, class S>() {
+  visit_floating(l.dtype, "layer_norm backward", "cuda", [&]<class T>() {
+    using S = math::compute_t<T>;
     auto* dx = static_cast<T*>(l.dx);
     const auto* dy = static_cast<const T*>(l.dy);
     const auto* x = static_cast<const T*>(l.x);

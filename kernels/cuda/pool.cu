@@ -3,47 +3,18 @@
 // each window pixel. Backward: one thread per input element, gathering the windows that
 // contain it (see PoolGradLayout): no atomics, the same summation order as the cpu.
 #include <cstdint>
-#include <limits>
-#include <type_traits>
 
 #include "kiln/core/convert.h"
 #include "kiln/core/cuda/kernel.h"
 #include "kiln/core/cuda/launch.h"
 #include "kiln/core/cuda/runtime.h"
+#include "kiln/kernels/cuda/nhwc_index.cuh"
 #include "kiln/kernels/math.h"
 #include "kiln/kernels/pool_impl.h"
+#include "kiln/kernels/visit_floating.h"
 
 namespace kiln::cuda {
 namespace {
-
-// The (n, a, b, c) coordinates of flat element i of a contiguous (N, A, B, C) tensor, with
-// the divisions in Index: uint32_t when the tensor has fewer than 2^32 elements (a 64-bit
-// division is several times the instructions on a GPU), else int64_t.
-struct Pixel {
-  std::int64_t n, a, b, c;
-};
-template <class Index>
-__device__ __forceinline__ Pixel unflatten(std::int64_t flat, std::int64_t A, std::int64_t B, std::int64_t C) {
-  auto i = static_cast<Index>(flat);
-  Pixel p;
-  p.c = static_cast<std::int64_t>(i % static_cast<Index>(C));
-  i /= static_cast<Index>(C);
-  p.b = static_cast<std::int64_t>(i % static_cast<Index>(B));
-  i /= static_cast<Index>(B);
-  p.a = static_cast<std::int64_t>(i % static_cast<Index>(A));
-  p.n = static_cast<std::int64_t>(i / static_cast<Index>(A));
-  return p;
-}
-
-// Calls f.template operator()<Index>() with the narrowest Index for n elements.
-template <class F>
-void with_index(std::int64_t n, F&& f) {
-  if (n <= std::int64_t{std::numeric_limits<std::uint32_t>::max()}) {
-    f.template operator()<std::uint32_t>();
-  } else {
-    f.template operator()<std::int64_t>();
-  }
-}
 
 template <class T, PoolKind kKind, class Index>
 struct PoolForward {
@@ -112,17 +83,6 @@ struct PoolBackward {
   }
 };
 
-template <class F>
-void visit_floating(DType dtype, const char* op, F&& f) {
-  visit_dtype(dtype, [&]<class T>() {
-    if constexpr (std::is_floating_point_v<math::compute_t<T>>) {
-      f.template operator()<T>();
-    } else {
-      KILN_THROW(InternalError, op, ": non-floating dtype ", dtype, " reached the cuda kernel");
-    }
-  });
-}
-
 }  // namespace
 
 void pool2d_forward(const PoolLayout& l, int device) {
@@ -131,7 +91,7 @@ void pool2d_forward(const PoolLayout& l, int device) {
   if (n == 0) return;
   DeviceGuard guard(device);
   void* stream = current_stream(device).native();
-  visit_floating(l.dtype, "pool2d", [&]<class T>() {
+  visit_floating(l.dtype, "pool2d", "cuda", [&]<class T>() {
     auto* y = static_cast<T*>(l.y);
     const auto* x = static_cast<const T*>(l.x);
     with_index(n, [&]<class Index>() {
@@ -151,7 +111,7 @@ void pool2d_backward(const PoolGradLayout& l, int device) {
   if (n == 0) return;
   DeviceGuard guard(device);
   void* stream = current_stream(device).native();
-  visit_floating(l.dtype, "pool2d backward", [&]<class T>() {
+  visit_floating(l.dtype, "pool2d backward", "cuda", [&]<class T>() {
     auto* gx = static_cast<T*>(l.gx);
     const auto* gy = static_cast<const T*>(l.gy);
     with_index(n, [&]<class Index>() {

@@ -12,6 +12,7 @@
 #include "kiln/core/convert.h"
 #include "kiln/kernels/math.h"
 #include "kiln/kernels/softmax_impl.h"
+#include "kiln/kernels/visit_floating.h"
 
 namespace kiln::cuda {
 namespace {
@@ -227,24 +228,13 @@ void visit_per_lane(std::int64_t K, F&& f) {
   return f.template operator()<32>();
 }
 
-template <class F>
-void visit_floating(DType dtype, F&& f) {
-  visit_dtype(dtype, [&]<class T>() {
-    if constexpr (std::is_floating_point_v<math::compute_t<T>>) {
-      f.template operator()<T>();
-    } else {
-      KILN_THROW(InternalError, "softmax: non-floating dtype ", dtype, " reached the cuda kernel");
-    }
-  });
-}
-
 }  // namespace
 
 void softmax_forward(const SoftmaxLayout& l, int device) {
   if (l.rows * l.K == 0) return;
   DeviceGuard guard(device);
   auto stream = static_cast<cudaStream_t>(current_stream(device).native());
-  visit_floating(l.dtype, [&]<class T>() {
+  visit_floating(l.dtype, "softmax", "cuda", [&]<class T>() {
     auto* y = static_cast<T*>(l.y);
     const auto* x = static_cast<const T*>(l.x);
     if (l.K <= kWarpRowMax) {
@@ -263,7 +253,7 @@ void softmax_backward(const SoftmaxGradLayout& l, int device) {
   if (l.rows * l.K == 0) return;
   DeviceGuard guard(device);
   auto stream = static_cast<cudaStream_t>(current_stream(device).native());
-  visit_floating(l.dtype, [&]<class T>() {
+  visit_floating(l.dtype, "softmax", "cuda", [&]<class T>() {
     auto* gx = static_cast<T*>(l.gx);
     const auto* y = static_cast<const T*>(l.y);
     const auto* g = static_cast<const T*>(l.g);

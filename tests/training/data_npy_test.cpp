@@ -44,7 +44,9 @@ void expect_same_bits(const Tensor& a, const Tensor& b) {
   ASSERT_EQ(a.dtype(), b.dtype());
   ASSERT_EQ(a.shape(), b.shape());
   const Tensor ca = a.contiguous(), cb = b.contiguous();
-  if (ca.nbytes() > 0) EXPECT_EQ(std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()), 0);
+  if (ca.nbytes() > 0) {
+    EXPECT_EQ(std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()), 0);
+  }
 }
 
 TEST(Npy, RoundTripsEveryDtype) {
