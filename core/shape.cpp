@@ -92,7 +92,10 @@ Strides contiguous_strides(const Shape& shape) {
   std::int64_t stride = 1;
   for (int i = shape.ndim() - 1; i >= 0; --i) {
     s[i] = stride;
-    stride *= shape[i] > 0 ? shape[i] : 1;
+    // Only an empty tensor can overflow here (validate_shape bounds the others' byte
+    // size), e.g. (0, 2^62, 8) read from a file; its strides address nothing, so they
+    // saturate instead of overflowing.
+    if (__builtin_mul_overflow(stride, shape[i] > 0 ? shape[i] : 1, &stride)) stride = INT64_MAX;
   }
   return s;
 }

@@ -12,6 +12,7 @@
 
 #include "kiln/core/convert.h"
 #include "kiln/core/error.h"
+#include "kiln/core/half.h"
 #include "kiln/core/dtype.h"
 #include "kiln/core/macros.h"
 #include "kiln/kernels/math.h"
@@ -299,6 +300,19 @@ struct NormArgs {
   // both: norm[members] = the group's sum of squares (for a global norm over groups).
   double* norm = nullptr;
 };
+
+// Calls f.template operator()<T>() with the parameter type of `dtype` (the fused steps
+// of both devices dispatch through this one switch).
+template <class F>
+void visit_param_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::float32: f.template operator()<float>(); return;
+    case DType::float64: f.template operator()<double>(); return;
+    case DType::float16: f.template operator()<Half>(); return;
+    case DType::bfloat16: f.template operator()<BFloat16>(); return;
+    default: KILN_THROW(TypeError, "optimizer step: parameters must be floating, got ", dtype);
+  }
+}
 
 }  // namespace kiln::optimizers::detail
 

@@ -48,21 +48,10 @@ void step_typed(const FlatArgs& a, const detail::StepScalars& scalars) {
   }
 }
 
-template <class F>
-void visit_param_dtype(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::float32: f.template operator()<float>(); return;
-    case DType::float64: f.template operator()<double>(); return;
-    case DType::float16: f.template operator()<Half>(); return;
-    case DType::bfloat16: f.template operator()<BFloat16>(); return;
-    default: KILN_THROW(TypeError, "optimizer step: parameters must be floating, got ", dtype);
-  }
-}
-
 }  // namespace
 
 void fused_step(const FlatArgs& args, const detail::StepScalars& s) {
-  visit_param_dtype(args.dtype, [&]<class T>() {
+  detail::visit_param_dtype(args.dtype, [&]<class T>() {
     detail::visit_update_kind(s.kind, [&]<UpdateKind K>() {
       detail::visit_slot_count(args.nslots, [&]<int S>() {
         if constexpr (detail::slot_count_possible<K>(S)) {
@@ -79,7 +68,7 @@ void fused_step(const FlatArgs& args, const detail::StepScalars& s) {
 void clip_norms(const NormArgs& a) {
   constexpr int kThreads = detail::kNormThreads;
   const std::int64_t chunks = a.numel / a.chunk;
-  visit_param_dtype(a.dtype, [&]<class T>() {
+  detail::visit_param_dtype(a.dtype, [&]<class T>() {
     const auto* grad = static_cast<const T*>(a.grad);
 #pragma omp parallel for if (a.numel > kParallelElements) schedule(static)
     for (std::int64_t c = 0; c < chunks; ++c) {

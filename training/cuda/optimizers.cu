@@ -121,24 +121,13 @@ __global__ void member_norms_kernel(const double* partials, const std::int32_t* 
   }
 }
 
-template <class F>
-void visit_param_dtype(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::float32: f.template operator()<float>(); return;
-    case DType::float64: f.template operator()<double>(); return;
-    case DType::float16: f.template operator()<Half>(); return;
-    case DType::bfloat16: f.template operator()<BFloat16>(); return;
-    default: KILN_THROW(TypeError, "optimizer step: parameters must be floating, got ", dtype);
-  }
-}
-
 }  // namespace
 
 void fused_step(const FlatArgs& a, const detail::StepScalars& s, int device) {
   if (a.numel == 0) return;
   kiln::cuda::DeviceGuard guard(device);
   void* stream = kiln::cuda::current_stream(device).native();
-  visit_param_dtype(a.dtype, [&]<class T>() {
+  detail::visit_param_dtype(a.dtype, [&]<class T>() {
     using C = math::compute_t<T>;
     constexpr int N = static_cast<int>(16 / sizeof(C));
     KILN_ASSERT(a.numel % a.chunk == 0 && a.chunk % N == 0, "optimizer step: flat buffer of ", a.numel,
@@ -166,7 +155,7 @@ void clip_norms(const NormArgs& a, int device) {
   const auto& props = kiln::cuda::properties(device);
   const auto grid = static_cast<unsigned>(
       std::min<std::int64_t>(chunks, std::int64_t{props.multiprocessor_count} * kiln::cuda::kElementwiseBlocksPerSm));
-  visit_param_dtype(a.dtype, [&]<class T>() {
+  detail::visit_param_dtype(a.dtype, [&]<class T>() {
     KILN_LAUNCH(chunk_sumsq_kernel<T>, dim3(grid), dim3(kNormBlock), 0, stream)(
         static_cast<const T*>(a.grad), chunks, a.chunk, a.partials);
   });
