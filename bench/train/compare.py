@@ -47,6 +47,23 @@ def torch_run(model, epochs, seed_data, threads):
     return run_json(cmd)
 
 
+def keras_python():
+    """A Python that imports TensorFlow (it may not be the one running this script, which
+    needs torch): $KILN_KERAS_PYTHON, else python3 on PATH, else none."""
+    for py in [os.environ.get("KILN_KERAS_PYTHON"), "python3", sys.executable]:
+        if py and subprocess.run([py, "-c", "import tensorflow"], capture_output=True).returncode == 0:
+            return py
+    return None
+
+
+def keras_run(python, model, epochs, seed_data, threads):
+    cmd = [python, f"{HERE}/keras_reference.py", model, "--epochs", str(epochs),
+           "--threads", str(threads), "--data", f"{ROOT}/samples/data/mnist"]
+    if model == "seed_mlp":
+        cmd += ["--seed-data", seed_data]
+    return run_json(cmd)
+
+
 def per_epoch(result):
     # The first epoch carries one-time costs (oneDNN primitive creation, allocator warm-up)
     # in every framework; the median of the rest is the steady-state figure.
@@ -65,19 +82,30 @@ def main():
     ap.add_argument("--out")
     a = ap.parse_args()
     seed_data = tempfile.mkdtemp(prefix="kiln-seed-data-")
+    kpy = keras_python()
+    if not kpy:
+        print("TensorFlow/Keras not installed: no Keras column (pip install tensorflow-cpu)")
     rows = []
     for model in a.models:
-        kiln_t, torch_t, accs = [], [], []
-        for _ in range(a.reps):  # alternate, so load drifts hit both
+        kiln_t, torch_t, keras_t, accs = [], [], [], []
+        for _ in range(a.reps):  # alternate, so load drifts hit every framework alike
             k = kiln_run(a.build, model, a.epochs, a.device, seed_data, a.threads)
             kiln_t.append(per_epoch(k))
             accs.append(k.get("val_accuracy"))
             torch_t.append(per_epoch(torch_run(model, a.epochs, seed_data, a.threads)))
+            if kpy:
+                keras_t.append(per_epoch(keras_run(kpy, model, a.epochs, seed_data, a.threads)))
         kt, pt = statistics.median(kiln_t), statistics.median(torch_t)
-        rows.append({"model": model, "kiln_s_per_epoch": kt, "pytorch_s_per_epoch": pt,
-                     "ratio_vs_pytorch": pt / kt, "kiln_val_accuracy": accs[-1]})
-        print(f"{model:10s}  kiln {kt:7.3f} s/epoch   pytorch {pt:7.3f} s/epoch   "
-              f"kiln is {pt / kt:5.2f}x PyTorch   (median of {a.reps}, {a.threads} threads, "
+        row = {"model": model, "kiln_s_per_epoch": kt, "pytorch_s_per_epoch": pt,
+               "ratio_vs_pytorch": pt / kt, "kiln_val_accuracy": accs[-1]}
+        line = (f"{model:10s}  kiln {kt:7.3f} s/epoch   pytorch {pt:7.3f} s/epoch "
+                f"({pt / kt:5.2f}x)")
+        if keras_t:
+            tt = statistics.median(keras_t)
+            row.update(keras_s_per_epoch=tt, ratio_vs_keras=tt / kt)
+            line += f"   keras {tt:7.3f} s/epoch ({tt / kt:5.2f}x)"
+        rows.append(row)
+        print(f"{line}   (kiln's speed-up in parentheses; median of {a.reps}, {a.threads} threads, "
               f"{a.device})", flush=True)
     if a.out:
         with open(a.out, "w") as f:
