@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from torch_reference import mnist_split  # the same IDX reading and 8,000 / 2,000 split
+from mnist_data import mnist_split  # the same IDX reading and 8,000 / 2,000 split
 
 
 def main():

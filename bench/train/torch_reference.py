@@ -4,33 +4,14 @@ batch sizes, same optimizer settings as kiln's samples (Keras defaults). Prints 
 line: {"framework": "pytorch", "model": ..., "epoch_seconds": [...], "val_accuracy": ...}.
 For comparison only; never part of kiln's tests or CI."""
 import argparse
-import gzip
 import json
-import struct
 import time
 
 import numpy as np
 import torch
 from torch import nn
 
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    magic, = struct.unpack(">I", data[:4])
-    ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def mnist_split(data_dir):
-    """Keras' validation_split=0.2 on the 10,000 bundled digits: first 8,000 train, last 2,000
-    validate (Keras takes the tail before shuffling)."""
-    x = read_idx(f"{data_dir}/t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    y = read_idx(f"{data_dir}/t10k-labels-idx1-ubyte.gz").astype(np.int64)
-    x = x[:, None, :, :]  # NCHW for PyTorch
-    return (x[:8000], y[:8000]), (x[8000:], y[8000:])
+from mnist_data import mnist_split
 
 
 def keras_adam(params):
