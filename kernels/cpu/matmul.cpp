@@ -4,6 +4,7 @@
 // float64, which oneDNN has no matmul for, is a blocked OpenMP loop (cpu/matmul_fallback.cpp).
 // Primitives are cached by problem layout (Note [oneDNN primitive cache]).
 #include <oneapi/dnnl/dnnl.hpp>
+#include <omp.h>
 
 #include <optional>
 #include <unordered_map>
@@ -96,6 +97,20 @@ void execute(const dnnl::matmul& prim, const GemmProblem& p) {
       {DNNL_ARG_WEIGHTS, memory(d.b, engine(), const_cast<void*>(p.b.data))},
       {DNNL_ARG_DST, memory(d.c, engine(), p.c)}};
   if (p.bias) args.emplace(DNNL_ARG_BIAS, memory(d.bias, engine(), const_cast<void*>(p.bias)));
+  // Note [Small GEMMs on one thread]: oneDNN opens an OpenMP region of every thread for
+  // each matmul; below ~2^18 multiply-adds (a batch-32 Dense layer) the fork and join cost
+  // more than the arithmetic, so those run on the calling thread alone. omp_set_num_threads
+  // changes only this thread's setting, and it is restored right after.
+  constexpr double kSerialMacs = 1 << 18;
+  struct OneThread {  // restores the thread count even when execute throws
+    int threads;
+    explicit OneThread(bool on) : threads(on ? omp_get_max_threads() : 0) {
+      if (threads > 1) omp_set_num_threads(1);
+    }
+    ~OneThread() {
+      if (threads > 1) omp_set_num_threads(threads);
+    }
+  } serial(static_cast<double>(p.batch) * p.m * p.n * p.k < kSerialMacs);
   prim.execute(stream(), args);
   stream().wait();
 }
