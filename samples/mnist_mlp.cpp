@@ -16,11 +16,7 @@ int main(int argc, char** argv) try {
   kiln::manual_seed(args.seed);
   const kiln::Device device = ks::chosen_device(args);
 
-  auto data = kiln::datasets::mnist::load_data(args.data);
-  kiln::datasets::Split train = data.train, val = data.test;
-  if (train.size() == 0) std::tie(train, val) = kiln::datasets::split_at(data.test, 8000);
-  const kiln::Tensor x_train = kiln::datasets::to_float_images(train.x);
-  const kiln::Tensor x_val = kiln::datasets::to_float_images(val.x);
+  const auto [x_train, y_train, x_val, y_val] = ks::load_mnist(args.data, device);
 
   auto model = kiln::Sequential({
       kl::Flatten({.input_shape = {28, 28, 1}}),
@@ -35,11 +31,11 @@ int main(int argc, char** argv) try {
   model.compile({.optimizer = "rmsprop", .loss = "sparse_categorical_crossentropy",
                  .metrics = {"accuracy"}});
   auto timer = std::make_shared<ks::EpochTimer>();
-  model.fit(x_train, train.y,
+  model.fit(x_train, y_train,
                                     {.batch_size = args.batch_size, .epochs = args.epochs,
                                      .verbose = ks::verbosity(args), .callbacks = {timer},
-                                     .validation_data = {x_val, val.y}});
-  const double val_accuracy = model.evaluate(x_val, val.y, {.batch_size = args.batch_size, .verbose = 0}).at("accuracy");
+                                     .validation_data = {x_val, y_val}});
+  const double val_accuracy = model.evaluate(x_val, y_val, {.batch_size = args.batch_size, .verbose = 0}).at("accuracy");
   std::printf("final validation accuracy: %.4f (on %s)\n", val_accuracy, device.str().c_str());
   if (!args.save.empty()) model.save(args.save);
   ks::write_json(args, "mnist_mlp", device, timer->seconds, val_accuracy);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -73,6 +74,22 @@ class EpochTimer : public Callback {
  private:
   std::chrono::steady_clock::time_point start_;
 };
+
+// MNIST as the MNIST samples train on it: the full 60,000/10,000 split when `dir` holds
+// the train-* files, else the bundled 10,000 test digits split 8,000 / 2,000 (Keras'
+// validation_split=0.2). x as float32 (N, 28, 28, 1) in [0, 1]; y int64 class indices.
+struct MnistSplits {
+  Tensor x_train, y_train, x_val, y_val;
+};
+inline MnistSplits load_mnist(const std::string& dir, const Device& device) {
+  auto data = datasets::mnist::load_data(dir);
+  datasets::Split train = data.train, val = data.test;
+  if (train.size() == 0) std::tie(train, val) = datasets::split_at(data.test, 8000);
+  std::printf("MNIST from %s: %lld training and %lld validation digits, on %s\n", dir.c_str(),
+              static_cast<long long>(train.size()), static_cast<long long>(val.size()),
+              device.str().c_str());
+  return {datasets::to_float_images(train.x), train.y, datasets::to_float_images(val.x), val.y};
+}
 
 // {"framework": "kiln", "model": ..., "device": ..., "epoch_seconds": [...], "val_accuracy": ...}
 inline void write_json(const Args& args, const std::string& model, const Device& device,
