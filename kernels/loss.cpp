@@ -150,32 +150,31 @@ Tensor run_loss(const LossSpec& s, const Tensor& y_true, const Tensor& y_pred) {
 
 }  // namespace
 
-Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, CrossEntropyOptions o) {
-  return run_loss({.op = "sparse_categorical_crossentropy",
-                   .kind = o.from_logits ? LossKind::sparse_ce_logits : LossKind::sparse_ce_probs,
+namespace {
+// The three cross-entropies differ only in their name and the kinds for logits / probabilities.
+Tensor cross_entropy(const char* op, LossKind logits, LossKind probs, const Tensor& y_true,
+                     const Tensor& y_pred, const CrossEntropyOptions& o) {
+  return run_loss({.op = op,
+                   .kind = o.from_logits ? logits : probs,
                    .axis = o.axis,
                    .label_smoothing = o.label_smoothing,
                    .reduction = o.reduction},
                   y_true, y_pred);
 }
+}  // namespace
+
+Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, CrossEntropyOptions o) {
+  return cross_entropy("sparse_categorical_crossentropy", LossKind::sparse_ce_logits, LossKind::sparse_ce_probs,
+                       y_true, y_pred, o);
+}
 
 Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, CrossEntropyOptions o) {
-  return run_loss({.op = "categorical_crossentropy",
-                   .kind = o.from_logits ? LossKind::ce_logits : LossKind::ce_probs,
-                   .axis = o.axis,
-                   .label_smoothing = o.label_smoothing,
-                   .reduction = o.reduction},
-                  y_true, y_pred);
+  return cross_entropy("categorical_crossentropy", LossKind::ce_logits, LossKind::ce_probs, y_true, y_pred, o);
 }
 
 // Keras' binary_crossentropy averages the elementwise loss over `axis` (default -1).
 Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, CrossEntropyOptions o) {
-  return run_loss({.op = "binary_crossentropy",
-                   .kind = o.from_logits ? LossKind::bce_logits : LossKind::bce_probs,
-                   .axis = o.axis,
-                   .label_smoothing = o.label_smoothing,
-                   .reduction = o.reduction},
-                  y_true, y_pred);
+  return cross_entropy("binary_crossentropy", LossKind::bce_logits, LossKind::bce_probs, y_true, y_pred, o);
 }
 
 Tensor mean_squared_error(const Tensor& y_true, const Tensor& y_pred, Reduction reduction) {

@@ -4,9 +4,9 @@
 #pragma once
 
 #include <cstdint>
-#include <limits>
 
 #include "kiln/core/cuda/kernel.h"
+#include "kiln/kernels/cuda/loops.cuh"  // detail::with_index_type picks the Index
 
 namespace kiln::cuda {
 
@@ -27,16 +27,6 @@ __device__ __forceinline__ Pixel unflatten(std::int64_t flat, std::int64_t A, st
   p.a = static_cast<std::int64_t>(i % static_cast<Index>(A));
   p.n = static_cast<std::int64_t>(i / static_cast<Index>(A));
   return p;
-}
-
-// Calls f.template operator()<Index>() with the narrowest Index for n elements.
-template <class F>
-void with_index(std::int64_t n, F&& f) {
-  if (n <= std::int64_t{std::numeric_limits<std::uint32_t>::max()}) {
-    f.template operator()<std::uint32_t>();
-  } else {
-    f.template operator()<std::int64_t>();
-  }
 }
 
 }  // namespace kiln::cuda

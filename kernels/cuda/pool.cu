@@ -94,7 +94,7 @@ void pool2d_forward(const PoolLayout& l, int device) {
   visit_floating(l.dtype, "pool2d", "cuda", [&]<class T>() {
     auto* y = static_cast<T*>(l.y);
     const auto* x = static_cast<const T*>(l.x);
-    with_index(n, [&]<class Index>() {
+    detail::with_index_type(n, [&]<class Index>() {
       if (l.kind == PoolKind::max) {
         launch_elementwise(n, stream, PoolForward<T, PoolKind::max, Index>{g, y, x, l.argmax});
       } else {
@@ -114,7 +114,7 @@ void pool2d_backward(const PoolGradLayout& l, int device) {
   visit_floating(l.dtype, "pool2d backward", "cuda", [&]<class T>() {
     auto* gx = static_cast<T*>(l.gx);
     const auto* gy = static_cast<const T*>(l.gy);
-    with_index(n, [&]<class Index>() {
+    detail::with_index_type(n, [&]<class Index>() {
       if (l.kind == PoolKind::max) {
         launch_elementwise(n, stream, PoolBackward<T, PoolKind::max, Index>{g, gx, gy, l.argmax});
       } else {

@@ -83,7 +83,7 @@ void upsample2d_forward(const ResizeLayout& l, int device) {
   visit_floating(l.dtype, "upsample2d", "cuda", [&]<class T>() {
     auto* y = static_cast<T*>(l.y);
     const auto* x = static_cast<const T*>(l.x);
-    with_index(n, [&]<class Index>() {
+    detail::with_index_type(n, [&]<class Index>() {
       if (l.mode == Interpolation::nearest) {
         launch_elementwise(n, stream, UpsampleForward<T, Interpolation::nearest, Index>{g, y, x});
       } else {
@@ -102,7 +102,7 @@ void upsample2d_backward(const ResizeGradLayout& l, int device) {
   visit_floating(l.dtype, "upsample2d backward", "cuda", [&]<class T>() {
     auto* gx = static_cast<T*>(l.gx);
     const auto* gy = static_cast<const T*>(l.gy);
-    with_index(n, [&]<class Index>() {
+    detail::with_index_type(n, [&]<class Index>() {
       if (l.mode == Interpolation::nearest) {
         launch_elementwise(n, stream, UpsampleBackward<T, Interpolation::nearest, Index>{g, gx, gy});
       } else {
