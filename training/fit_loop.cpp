@@ -42,19 +42,45 @@ std::uint64_t fit_seed(const FitOptions& o) {
 
 int default_prefetch(Device d) { return d.is_cuda() ? 2 : 0; }
 
-void check_xy(const char* what, const Tensor& x, const Tensor& y, const Tensor& sample_weight) {
-  KILN_CHECK(x.defined(), ValueError, what, ": x is undefined");
-  KILN_CHECK(x.ndim() >= 1, ShapeError, what, ": x needs a leading batch axis, got shape ", x.shape());
-  if (y.defined()) {
-    KILN_CHECK(y.ndim() >= 1 && y.size(0) == x.size(0), ShapeError, what,
-               ": x and y must have the same number of samples; got x of shape ", x.shape(), " and y of shape ",
-               y.shape());
+// "x" for a model's only input, "x[i]" among several (and likewise "y").
+std::string arg_name(const char* base, std::size_t i, std::size_t count) {
+  return count == 1 ? std::string(base) : std::string(base) + "[" + std::to_string(i) + "]";
+}
+
+// xs (one per input) and ys (one per output, or none for predict) with the same number of
+// samples, and sample_weight (N,) when given.
+void check_xy(const char* what, const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
+              const Tensor& sample_weight) {
+  KILN_CHECK(!xs.empty(), ValueError, what, ": no input tensors (x is empty)");
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const std::string name = arg_name("x", i, xs.size());
+    KILN_CHECK(xs[i].defined(), ValueError, what, ": ", name, " is undefined");
+    KILN_CHECK(xs[i].ndim() >= 1, ShapeError, what, ": ", name, " needs a leading batch axis, got shape ",
+               xs[i].shape());
+    KILN_CHECK(xs[i].size(0) == xs[0].size(0), ShapeError, what,
+               ": every input must have the same number of samples; got x[0] of shape ", xs[0].shape(), " and ",
+               name, " of shape ", xs[i].shape());
+  }
+  const Tensor& x = xs[0];
+  const std::string x_name = arg_name("x", 0, xs.size());
+  for (std::size_t i = 0; i < ys.size(); ++i) {
+    const std::string name = arg_name("y", i, ys.size());
+    KILN_CHECK(ys[i].defined(), ValueError, what, ": ", name, " is undefined (", what, " needs targets)");
+    KILN_CHECK(ys[i].ndim() >= 1 && ys[i].size(0) == x.size(0), ShapeError, what, ": ", x_name, " and ", name,
+               " must have the same number of samples; got ", x_name, " of shape ", x.shape(), " and ", name,
+               " of shape ", ys[i].shape());
   }
   if (sample_weight.defined()) {
     KILN_CHECK(sample_weight.ndim() == 1 && sample_weight.size(0) == x.size(0), ShapeError, what,
-               ": sample_weight must have shape (", x.size(0), ",) to match x of shape ", x.shape(), "; got ",
-               sample_weight.shape());
+               ": sample_weight must have shape (", x.size(0), ",) to match ", x_name, " of shape ", x.shape(),
+               "; got ", sample_weight.shape());
   }
+}
+
+// The validation tensors of fit as a dataset (checked as fit's own x and y are).
+data::Dataset validation_dataset(const ValidationData& v) {
+  check_xy("fit: validation_data", v.xs, v.ys, v.sample_weight);
+  return data::Dataset(v.xs, v.ys, v.sample_weight);
 }
 
 // Batches of an epoch: a new loader epoch per fit epoch, except with steps_per_epoch, where
@@ -94,11 +120,28 @@ CallbackList make_callbacks(const std::vector<CallbackPtr>& user, int verbose, s
 
 // ---- fit ----
 
+void Model::check_io_counts(const char* what, std::size_t xs, std::optional<std::size_t> ys) const {
+  if (xs != num_inputs()) {
+    std::string names;
+    for (const auto& n : is_sequential() ? std::vector<std::string>{} : input_names()) {
+      names += (names.empty() ? " (" : ", ") + n;
+    }
+    KILN_THROW(ValueError, what, ": the model '", name(), "' takes ", num_inputs(), " input(s)",
+               names.empty() ? "" : names + ")", ", got ", xs, " input tensor(s)");
+  }
+  KILN_CHECK(!ys || *ys == num_outputs(), ValueError, what, ": the model '", name(), "' has ", num_outputs(),
+             " output(s), got ", *ys, " target tensor(s)");
+}
+
 History Model::fit(const Tensor& x, const Tensor& y, FitOptions options) {
+  return fit(std::vector<Tensor>{x}, std::vector<Tensor>{y}, std::move(options));
+}
+
+History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, FitOptions options) {
   require_compiled("fit");
-  KILN_CHECK(y.defined(), ValueError, "fit: y is undefined (fit needs targets)");
-  check_xy("fit", x, y, options.sample_weight);
-  data::Dataset all(x, y, options.sample_weight);
+  check_io_counts("fit", xs.size(), ys.size());
+  check_xy("fit", xs, ys, options.sample_weight);
+  data::Dataset all(xs, ys, options.sample_weight);
   options.sample_weight = Tensor();  // now part of the dataset
   return fit(all, std::move(options));
 }
@@ -118,11 +161,7 @@ History Model::fit(const data::Dataset& all, FitOptions options) {
   data::Dataset train = all;
   std::optional<data::Dataset> val;
   if (options.validation_data.defined()) {
-    if (options.validation_data.loader == nullptr) {
-      check_xy("fit: validation_data", options.validation_data.x, options.validation_data.y,
-               options.validation_data.sample_weight);
-      val.emplace(options.validation_data.x, options.validation_data.y, options.validation_data.sample_weight);
-    }
+    if (options.validation_data.loader == nullptr) val.emplace(validation_dataset(options.validation_data));
   } else if (options.validation_split > 0.0) {
     // Keras: the LAST fraction, taken before any shuffling.
     const std::int64_t n = all.size();
@@ -158,15 +197,10 @@ History Model::fit(data::DataLoader& loader, FitOptions options) {
              "fit: validation_split is only supported for tensor inputs; pass validation_data for a loader");
   KILN_CHECK(options.class_weight.empty() || num_outputs() == 1, ValueError,
              "fit: class_weight is only supported for models with a single output");
-  KILN_CHECK(options.validation_data.defined() == false || options.validation_data.loader != nullptr ||
-                 options.validation_data.x.defined(),
-             ValueError, "fit: validation_data is empty");
   std::optional<data::DataLoader> val_loader;
   data::DataLoader* val_ptr = options.validation_data.loader;
-  if (options.validation_data.x.defined()) {
-    const auto& v = options.validation_data;
-    check_xy("fit: validation_data", v.x, v.y, v.sample_weight);
-    val_loader.emplace(data::Dataset(v.x, v.y, v.sample_weight),
+  if (!options.validation_data.xs.empty()) {
+    val_loader.emplace(validation_dataset(options.validation_data),
                        data::LoaderOptions{.batch_size = options.validation_batch_size.value_or(loader.options().batch_size),
                                            .shuffle = false, .seed = 0, .device = device(),
                                            .prefetch = options.prefetch.value_or(default_prefetch(device()))});
@@ -185,8 +219,15 @@ void Model::build_from_loader(const data::DataLoader& loader, const char* what) 
   if (built()) return;
   const data::Dataset& ds = loader.dataset();
   KILN_CHECK(ds.size() > 0, ValueError, what, ": the dataset is empty");
-  Shape shape = ds.x().defined() ? ds.x().shape() : ds.gather(std::vector<std::int64_t>{0}).x.shape();
-  build(std::vector<Shape>{layers::with_unknown_batch(shape)});
+  std::vector<Shape> shapes;
+  if (ds.x().defined()) {
+    shapes.push_back(ds.x().shape());
+    for (const auto& t : ds.more_x()) shapes.push_back(t.shape());
+  } else {
+    for (const auto& t : ds.gather(std::vector<std::int64_t>{0}).inputs()) shapes.push_back(t.shape());
+  }
+  for (auto& shape : shapes) shape = layers::with_unknown_batch(shape);
+  build(shapes);
 }
 
 History Model::run_fit(data::DataLoader& train, data::DataLoader* val, std::int64_t steps, const FitOptions& o) {
@@ -232,7 +273,7 @@ History Model::run_fit(data::DataLoader& train, data::DataLoader* val, std::int6
         batch->sample_weight = class_sample_weight(batch->y, class_table, "fit");
       }
       callbacks.on_train_batch_begin(step);
-      train_step({batch->x}, {batch->y}, batch->sample_weight);
+      train_step(batch->inputs(), batch->targets(), batch->sample_weight);
       callbacks.on_train_batch_end(step, [this] { return metrics_result(); });
       if (stop_training) break;
     }
@@ -262,7 +303,7 @@ Logs Model::run_evaluate(data::DataLoader& loader, std::optional<std::int64_t> s
     if (!batch) break;
     KILN_CHECK(batch->y.defined(), ValueError, "evaluate: the batches have no targets (y); evaluate needs them");
     callbacks.on_test_batch_begin(step);
-    test_step({batch->x}, {batch->y}, batch->sample_weight);
+    test_step(batch->inputs(), batch->targets(), batch->sample_weight);
     callbacks.on_test_batch_end(step, [this] { return metrics_result(); });
   }
   const Logs logs = metrics_result();
@@ -284,11 +325,15 @@ Logs Model::evaluate(data::DataLoader& loader, EvaluateOptions options) {
 }
 
 Logs Model::evaluate(const Tensor& x, const Tensor& y, EvaluateOptions options) {
+  return evaluate(std::vector<Tensor>{x}, std::vector<Tensor>{y}, std::move(options));
+}
+
+Logs Model::evaluate(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, EvaluateOptions options) {
   require_compiled("evaluate");
-  KILN_CHECK(y.defined(), ValueError, "evaluate: y is undefined (evaluate needs targets)");
-  check_xy("evaluate", x, y, options.sample_weight);
+  check_io_counts("evaluate", xs.size(), ys.size());
+  check_xy("evaluate", xs, ys, options.sample_weight);
   KILN_CHECK(options.batch_size >= 1, ValueError, "evaluate: batch_size must be >= 1, got ", options.batch_size);
-  data::DataLoader loader(data::Dataset(x, y, options.sample_weight),
+  data::DataLoader loader(data::Dataset(xs, ys, options.sample_weight),
                           {.batch_size = options.batch_size, .shuffle = false, .seed = 0, .device = device(),
                            .prefetch = default_prefetch(device())});
   return evaluate(loader, std::move(options));
@@ -307,7 +352,7 @@ std::vector<Tensor> Model::run_predict(data::DataLoader& loader, std::optional<s
     std::optional<data::Batch> batch = loader.next();
     if (!batch) break;
     callbacks.on_predict_batch_begin(step);
-    std::vector<Tensor> outs = (*this)(std::vector<Tensor>{batch->x}, /*training=*/false);
+    std::vector<Tensor> outs = (*this)(batch->inputs(), /*training=*/false);
     parts.resize(outs.size());
     for (std::size_t i = 0; i < outs.size(); ++i) parts[i].push_back(std::move(outs[i]));
     callbacks.on_predict_batch_end(step);
@@ -320,9 +365,14 @@ std::vector<Tensor> Model::run_predict(data::DataLoader& loader, std::optional<s
 }
 
 std::vector<Tensor> Model::predict_outputs(const Tensor& x, PredictOptions options) {
-  check_xy("predict", x, Tensor(), Tensor());
+  return predict_outputs(std::vector<Tensor>{x}, std::move(options));
+}
+
+std::vector<Tensor> Model::predict_outputs(const std::vector<Tensor>& xs, PredictOptions options) {
+  check_io_counts("predict", xs.size(), std::nullopt);
+  check_xy("predict", xs, {}, Tensor());
   KILN_CHECK(options.batch_size >= 1, ValueError, "predict: batch_size must be >= 1, got ", options.batch_size);
-  data::DataLoader loader(data::Dataset(x),
+  data::DataLoader loader(data::Dataset(xs, {}),
                           {.batch_size = options.batch_size, .shuffle = false, .seed = 0, .device = device(),
                            .prefetch = default_prefetch(device())});
   build_from_loader(loader, "predict");
@@ -331,12 +381,16 @@ std::vector<Tensor> Model::predict_outputs(const Tensor& x, PredictOptions optio
   callbacks.set_model(this);
   callbacks.set_params({.epochs = 1, .steps = options.steps.value_or(loader.size()), .verbose = verbose});
   std::vector<Tensor> outs = run_predict(loader, options.steps, callbacks);
-  for (auto& t : outs) t = t.to(x.device());
+  for (auto& t : outs) t = t.to(xs[0].device());
   return outs;
 }
 
 Tensor Model::predict(const Tensor& x, PredictOptions options) {
-  std::vector<Tensor> outs = predict_outputs(x, std::move(options));
+  return predict(std::vector<Tensor>{x}, std::move(options));
+}
+
+Tensor Model::predict(const std::vector<Tensor>& xs, PredictOptions options) {
+  std::vector<Tensor> outs = predict_outputs(xs, std::move(options));
   KILN_CHECK(outs.size() == 1, ValueError, "predict: the model has ", outs.size(),
              " outputs; use predict_outputs for all of them");
   return outs[0];

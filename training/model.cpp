@@ -48,6 +48,7 @@ Sequential::Sequential(std::vector<layers::LayerRef> layers, layers::NetworkOpti
 
 // ---- compile ----
 
+std::size_t Model::num_inputs() const { return is_sequential() ? 1 : inputs().size(); }
 std::size_t Model::num_outputs() const { return is_sequential() ? 1 : outputs().size(); }
 
 void Model::compile(CompileOptions options) {

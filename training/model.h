@@ -98,15 +98,19 @@ struct CompileOptions {
   std::vector<double> loss_weights;
 };
 
-// Validation data for fit: tensors (x, y[, sample_weight]) or a loader the caller owns.
+// Validation data for fit: tensors (x, y[, sample_weight]), one per input and output for a
+// multi-input / multi-output model ({x_a, x_b}, {y_a, y_b}), or a loader the caller owns.
 struct ValidationData {
   ValidationData() = default;
-  ValidationData(Tensor x_, Tensor y_, Tensor sample_weight_ = {})
-      : x(std::move(x_)), y(std::move(y_)), sample_weight(std::move(sample_weight_)) {}
+  ValidationData(Tensor x, Tensor y, Tensor sample_weight_ = {})
+      : xs{std::move(x)}, ys{std::move(y)}, sample_weight(std::move(sample_weight_)) {}
+  ValidationData(std::vector<Tensor> xs_, std::vector<Tensor> ys_, Tensor sample_weight_ = {})
+      : xs(std::move(xs_)), ys(std::move(ys_)), sample_weight(std::move(sample_weight_)) {}
   ValidationData(data::DataLoader& loader_) : loader(&loader_) {}  // NOLINT
-  bool defined() const { return x.defined() || loader != nullptr; }
+  bool defined() const { return !xs.empty() || loader != nullptr; }
 
-  Tensor x, y, sample_weight;
+  std::vector<Tensor> xs, ys;
+  Tensor sample_weight;
   data::DataLoader* loader = nullptr;
 };
 
@@ -180,6 +184,10 @@ class Model : public layers::Network {
 
   // x (N, ...) and y (N, ...) tensors on any device (batches go to device()).
   History fit(const Tensor& x, const Tensor& y, FitOptions options = {});
+  // A model with several inputs or outputs (Keras' fit([x_a, x_b], [y_a, y_b])): one
+  // tensor per input and one per output, in the order of the model's inputs and outputs,
+  // all with the same N samples. model.fit({x_a, x_b}, {y}, {.epochs = 3}).
+  History fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, FitOptions options = {});
   // A dataset (in memory or a reader): batched, shuffled and validation-split as tensors
   // are; its own sample weights replace FitOptions::sample_weight.
   History fit(const data::Dataset& dataset, FitOptions options = {});
@@ -188,12 +196,16 @@ class Model : public layers::Network {
   // loader's.
   History fit(data::DataLoader& loader, FitOptions options = {});
   Logs evaluate(const Tensor& x, const Tensor& y, EvaluateOptions options = {});
+  Logs evaluate(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, EvaluateOptions options = {});
   Logs evaluate(data::DataLoader& loader, EvaluateOptions options = {});
   // Batched inference: no autograd graph is recorded, each batch's intermediates are
   // freed before the next; the outputs are concatenated on device() and returned on x's
   // device (a single-output model). predict_outputs gives every output.
   Tensor predict(const Tensor& x, PredictOptions options = {});
   std::vector<Tensor> predict_outputs(const Tensor& x, PredictOptions options = {});
+  // One tensor per input (returned on xs[0]'s device).
+  Tensor predict(const std::vector<Tensor>& xs, PredictOptions options = {});
+  std::vector<Tensor> predict_outputs(const std::vector<Tensor>& xs, PredictOptions options = {});
   Tensor predict(data::DataLoader& loader, PredictOptions options = {});
 
   // One step on one batch; returns the running logs since the last reset_metrics()
@@ -267,6 +279,9 @@ class Model : public layers::Network {
   struct Compiled;
   struct StepCache;
 
+  std::size_t num_inputs() const;
+  // ValueError unless xs tensors match the model's inputs (and ys its outputs, when given).
+  void check_io_counts(const char* what, std::size_t xs, std::optional<std::size_t> ys) const;
   std::size_t num_outputs() const;
   Compiled& require_compiled(const char* what) const;
   void refresh_step_cache();

@@ -6,6 +6,7 @@
 #include "kiln/core/cuda/caching_allocator.h"
 #include "kiln/core/random.h"
 #include "kiln/layers/core.h"
+#include "kiln/layers/merge.h"
 #include "kiln/training/model.h"
 #include "kiln_test.h"
 
@@ -59,6 +60,44 @@ TEST(FitCuda, LearnsAndMatchesTheCpuRun) {
   }
   const Logs eval = gpu->evaluate(task.x, task.y, {.batch_size = 16, .verbose = 0});
   EXPECT_NEAR(eval.at("loss"), cpu->evaluate(task.x, task.y, {.batch_size = 16, .verbose = 0}).at("loss"), 1e-4);
+}
+
+// Two inputs and two outputs through the prefetching loader (pinned staging and the copy
+// stream carry every tensor of the batch): the same history as on the cpu.
+TEST(FitCuda, MultiInputMultiOutputMatchesTheCpuRun) {
+  KILN_REQUIRE_CUDA();
+  Task task(32);
+  const Tensor xa = task.x.slice(1, 0, 2).contiguous();
+  const Tensor xb = task.x.slice(1, 2, 4).contiguous();
+  const Tensor reg = task.x.slice(1, 1, 2).contiguous();
+  auto make = [](Device d) {
+    manual_seed(43);
+    auto in_a = layers::Input({2});
+    auto in_b = layers::Input({2});
+    layers::KerasTensor h = layers::Concatenate()({in_a, in_b});
+    h = Dense(8, {.activation = "relu"})(h);
+    layers::KerasTensor cls = Dense(2, {.activation = "softmax", .name = "cls"})(h);
+    layers::KerasTensor out = Dense(1, {.name = "reg"})(h);
+    auto m = std::make_unique<Model>(std::vector{in_a, in_b}, std::vector{cls, out});
+    m->to(d);
+    m->compile({.optimizer = "adam", .loss = {"sparse_categorical_crossentropy", "mse"}, .metrics = {"accuracy"}});
+    return m;
+  };
+  const FitOptions opts{.batch_size = 8, .epochs = 2, .verbose = 0, .validation_split = 0.25, .seed = 3,
+                        .prefetch = 2};
+  auto gpu = make(Device::cuda(0));
+  auto cpu = make(Device::cpu());
+  const History hg = gpu->fit({xa, xb}, {task.y, reg}, opts);
+  const History hc = cpu->fit({xa, xb}, {task.y, reg}, opts);
+  for (const char* key : {"loss", "cls_loss", "reg_loss", "cls_accuracy", "val_loss", "val_reg_loss"}) {
+    ASSERT_TRUE(hg.history.contains(key)) << key;
+    for (std::size_t e = 0; e < 2; ++e) {
+      EXPECT_NEAR(hg.history.at(key)[e], hc.history.at(key)[e], 1e-4) << key << " epoch " << e;
+    }
+  }
+  const std::vector<Tensor> pg = gpu->predict_outputs({xa, xb}, {.batch_size = 8, .verbose = 0});
+  ASSERT_EQ(pg.size(), 2u);
+  EXPECT_EQ(pg[1].shape(), (Shape{32, 1}));
 }
 
 TEST(FitCuda, PredictKeepsDeviceMemoryFlatAcrossCalls) {

@@ -35,12 +35,27 @@ void check_reader_batch(Batch& b, std::size_t count) {
                b.y.shape(), " for ", n, " indices");
     b.y = to_host(b.y);
   }
+  for (auto* list : {&b.more_x, &b.more_y}) {
+    for (Tensor& t : *list) {
+      KILN_CHECK(t.defined() && t.ndim() >= 1 && t.size(0) == n, ShapeError,
+                 "Reader::gather: every extra input and target needs a leading axis of ", n,
+                 " (the indices), got ", t.defined() ? t.shape().str() : std::string("an undefined tensor"));
+      t = to_host(t);
+    }
+  }
+  KILN_CHECK(b.y.defined() || b.more_y.empty(), ValueError,
+             "Reader::gather: more_y without y (the first target goes in y)");
   if (b.sample_weight.defined()) {
     KILN_CHECK(b.sample_weight.ndim() == 1 && b.sample_weight.size(0) == n, ShapeError,
                "Reader::gather: sample_weight of shape ", b.sample_weight.shape(), " for ", n,
                " indices");
     b.sample_weight = to_host(b.sample_weight);
   }
+}
+
+const Tensor& first_input(const std::vector<Tensor>& xs) {
+  KILN_CHECK(!xs.empty(), ValueError, "Dataset: xs is empty (a model takes at least one input)");
+  return xs[0];
 }
 
 }  // namespace
@@ -60,6 +75,22 @@ Dataset::Dataset(Tensor x, Tensor y, Tensor sample_weight) {
   if (y.defined()) y_ = to_host(y);
   if (sample_weight.defined()) sample_weight_ = to_host(sample_weight);
   size_ = n;
+}
+
+Dataset::Dataset(std::vector<Tensor> xs, std::vector<Tensor> ys, Tensor sample_weight)
+    : Dataset(first_input(xs), ys.empty() ? Tensor() : ys[0], std::move(sample_weight)) {
+  const Tensor& x0 = xs[0];
+  auto add = [&](const std::vector<Tensor>& list, const char* what, std::vector<Tensor>& dst) {
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const Tensor& t = list[i];
+      KILN_CHECK(t.defined() && t.ndim() >= 1 && t.size(0) == size_, ShapeError, "Dataset: ", what, "[", i,
+                 "] must hold the ", size_, " examples of x[0] (shape ", x0.shape(), "), got ",
+                 t.defined() ? t.shape().str() : std::string("an undefined tensor"));
+      if (i > 0) dst.push_back(to_host(t));
+    }
+  };
+  add(xs, "x", more_x_);
+  add(ys, "y", more_y_);
 }
 
 Dataset::Dataset(std::shared_ptr<const Reader> reader) : reader_(std::move(reader)) {
@@ -92,6 +123,8 @@ Dataset Dataset::slice(std::int64_t start, std::int64_t stop) const {
   out.x_ = x_.slice(0, lo, hi);
   if (y_.defined()) out.y_ = y_.slice(0, lo, hi);
   if (sample_weight_.defined()) out.sample_weight_ = sample_weight_.slice(0, lo, hi);
+  for (auto& t : out.more_x_) t = t.slice(0, lo, hi);
+  for (auto& t : out.more_y_) t = t.slice(0, lo, hi);
   return out;
 }
 
@@ -111,6 +144,8 @@ Batch Dataset::gather(std::span<const std::int64_t> indices) const {
   b.x = gather_rows(x_, indices);
   if (y_.defined()) b.y = gather_rows(y_, indices);
   if (sample_weight_.defined()) b.sample_weight = gather_rows(sample_weight_, indices);
+  for (const auto& t : more_x_) b.more_x.push_back(gather_rows(t, indices));
+  for (const auto& t : more_y_) b.more_y.push_back(gather_rows(t, indices));
   return b;
 }
 

@@ -41,11 +41,41 @@
 namespace kiln::data {
 
 // One batch. x (B, ...) always; y (B, ...) and sample_weight (B,) are undefined when the
-// dataset has none. From a DataLoader all three are contiguous and on its device.
+// dataset has none. A dataset with several inputs or targets (Keras' fit([x_a, x_b],
+// [y_a, y_b])) puts the first in x / y and the others, in order, in more_x / more_y.
+// Transforms see x and y only. From a DataLoader every tensor is contiguous and on its
+// device.
 struct Batch {
   Tensor x;
   Tensor y;
   Tensor sample_weight;
+  std::vector<Tensor> more_x;
+  std::vector<Tensor> more_y;
+
+  // {x, more_x...}: the model's inputs, in order.
+  std::vector<Tensor> inputs() const {
+    std::vector<Tensor> out{x};
+    out.insert(out.end(), more_x.begin(), more_x.end());
+    return out;
+  }
+  // {y, more_y...}: the targets of the model's outputs; empty when y is undefined.
+  std::vector<Tensor> targets() const {
+    if (!y.defined()) return {};
+    std::vector<Tensor> out{y};
+    out.insert(out.end(), more_y.begin(), more_y.end());
+    return out;
+  }
+  // Every defined tensor of the batch (for copying and stream bookkeeping).
+  std::vector<Tensor*> tensors() {
+    std::vector<Tensor*> out;
+    for (Tensor* t : {&x, &y, &sample_weight}) {
+      if (t->defined()) out.push_back(t);
+    }
+    for (auto* list : {&more_x, &more_y}) {
+      for (Tensor& t : *list) out.push_back(&t);
+    }
+    return out;
+  }
 };
 
 // A source of examples gathered by index: implement it for data that does not fit in
@@ -72,6 +102,11 @@ class Dataset {
   // gathered from them. ShapeError when the leading extents differ or sample_weight is
   // not 1-D; ValueError when x is undefined or 0-D.
   explicit Dataset(Tensor x, Tensor y = {}, Tensor sample_weight = {});
+  // Several inputs and targets (a multi-input / multi-output model): xs (at least one) and
+  // ys (none, or one per output), every tensor with the same N examples; batches carry
+  // them as x + more_x and y + more_y. ShapeError names the first tensor whose leading
+  // extent differs.
+  Dataset(std::vector<Tensor> xs, std::vector<Tensor> ys, Tensor sample_weight = {});
   // Examples from a reader (not null).
   explicit Dataset(std::shared_ptr<const Reader> reader);
 
@@ -91,9 +126,13 @@ class Dataset {
   const Tensor& x() const { return x_; }
   const Tensor& y() const { return y_; }
   const Tensor& sample_weight() const { return sample_weight_; }
+  // The inputs and targets after the first (in-memory datasets; empty for one of each).
+  const std::vector<Tensor>& more_x() const { return more_x_; }
+  const std::vector<Tensor>& more_y() const { return more_y_; }
 
  private:
   Tensor x_, y_, sample_weight_;
+  std::vector<Tensor> more_x_, more_y_;
   std::shared_ptr<const Reader> reader_;
   std::int64_t start_ = 0;  // a slice of the reader's examples: [start_, start_ + size_)
   std::int64_t size_ = 0;

@@ -43,18 +43,17 @@ Tensor Stager::to_device(const Tensor& host) {
 }
 
 Batch Stager::deliver(Batch host) {
-  for (Tensor* t : {&host.x, &host.y, &host.sample_weight}) {
-    if (!t->defined()) continue;
+  for (Tensor* t : host.tensors()) {
     *t = device_.is_cpu() ? t->contiguous() : to_device(t->contiguous());
   }
   return host;
 }
 
-void hand_over(const Batch& batch, Device device) {
+void hand_over(Batch& batch, Device device) {
   if (!device.is_cuda()) return;
   const cuda::Stream consumer = cuda::current_stream(device.index());
-  for (const Tensor* t : {&batch.x, &batch.y, &batch.sample_weight}) {
-    if (t->defined() && t->storage()->data() != nullptr) {
+  for (const Tensor* t : batch.tensors()) {
+    if (t->storage()->data() != nullptr) {
       cuda::device_allocator(device.index()).record_stream(t->storage()->data(), consumer.native());
     }
   }

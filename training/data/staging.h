@@ -33,7 +33,7 @@ class Stager {
 // On the consumer's thread, before a batch delivered on a copy stream is used: marks its
 // device memory as used by the consumer's current stream, so the caching allocator does
 // not hand it to a later batch while work queued on that stream may still read it.
-void hand_over(const Batch& batch, Device device);
+void hand_over(Batch& batch, Device device);
 
 // An uninitialized contiguous host tensor in pinned memory (cuda::pinned_alloc).
 Tensor pinned_empty(const Shape& shape, DType dtype);
