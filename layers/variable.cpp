@@ -90,7 +90,14 @@ void Variable::set_value(const Tensor& value) const {
   KILN_CHECK(value.defined() && value.shape() == shape(), ShapeError, "Variable '", name(),
              "': set_value expects shape ", shape(), ", got ",
              value.defined() ? value.shape().str() : std::string("an undefined tensor"));
-  state_->value = value.detach();
+  const Tensor src = value.detach().contiguous();
+  Tensor& own = state_->value;
+  if (own.grad().defined()) own.set_grad(Tensor());
+  TensorImpl& impl = own.unsafe_impl();
+  impl.storage = src.storage();
+  impl.offset = src.offset();
+  impl.strides = src.strides();
+  impl.dtype = src.dtype();
   update_requires_grad();
 }
 

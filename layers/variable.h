@@ -47,9 +47,12 @@ class Variable {
   // outside autograd: loading weights, moving averages, constraints. Optimizer state
   // that refers to value() stays valid.
   void assign(const Tensor& src) const;
-  // Replaces the value tensor with `value` (same shape), e.g. after a move to another
-  // device or dtype; keeps requires_grad as the flags say. Tensors previously returned by
-  // value() no longer alias the variable.
+  // Makes `value` (same shape; its data, dtype and device) the variable's data while
+  // keeping the value tensor itself, as torch's `param.data = value` does: every handle
+  // taken from value() (a compiled model's parameter list, an optimizer's state keyed by
+  // it) follows a move to another device or dtype, so training continues with its
+  // optimizer moments. A gradient the value held (old device or dtype) is dropped;
+  // requires_grad stays as the flags say. Views taken of the old value keep the old data.
   void set_value(const Tensor& value) const;
 
   // Makes `value` itself (same shape; not detached, requires_grad left as it is) the

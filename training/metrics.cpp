@@ -58,7 +58,7 @@ void Mean::accumulate(const Tensor& values, const Tensor& weights) {
     totals_ = zeros({2}, {.dtype = DType::float64, .device = values.device()});
   }
   KILN_CHECK(totals_.device() == values.device(), DeviceError, name(), ": update on ", values.device(),
-             " but the metric accumulates on ", totals_.device(), " (reset_state does not move it)");
+             " but the metric accumulates on ", totals_.device(), " since its last reset_state");
   Tensor total = totals_.select(0, 0), count = totals_.select(0, 1);
   add_(total, sum(values.to(DType::float64)));
   if (weights.defined()) {
@@ -108,7 +108,7 @@ double Mean::result() const {
 }
 
 void Mean::reset_state() {
-  if (totals_.defined()) totals_.zero_();
+  totals_ = Tensor();
 }
 
 // ---- MeanMetricWrapper ----

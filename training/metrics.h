@@ -1,7 +1,8 @@
 // Metrics with Keras 3's names, defaults and formulas. Accumulators are tensors on the
-// device of the first y_pred (created there on the first update_state): update_state
-// queues device work only, and result() is the one host sync (it copies the few
-// accumulator values back). Updates never record autograd.
+// device of the first y_pred (created there on the first update_state after construction
+// or reset_state, so a model moved to another device between epochs takes its metrics
+// along): update_state queues device work only, and result() is the one host sync (it
+// copies the few accumulator values back). Updates never record autograd.
 //
 //   auto acc = kiln::metrics::get("accuracy", "sparse_categorical_crossentropy");
 //   for (batch ...) acc->update_state(y, model(x));
@@ -37,6 +38,8 @@ class Metric {
                             const Tensor& sample_weight = Tensor()) = 0;
   // The metric over everything accumulated since the last reset (host sync).
   virtual double result() const = 0;
+  // Back to nothing accumulated; the next update_state creates the accumulators anew on
+  // its device.
   virtual void reset_state() = 0;
   const std::string& name() const { return name_; }
 

@@ -58,7 +58,7 @@ void update_pair(Tensor& counts, const Aligned& a, double threshold, bool precis
                                  : weighted_sum(mul(sub(1.0, predicted), positive), a.w);
   if (!counts.defined()) counts = zeros({2}, {.dtype = DType::float64, .device = a.p.device()});
   KILN_CHECK(counts.device() == a.p.device(), DeviceError, "precision/recall: update on ", a.p.device(),
-             " but the metric accumulates on ", counts.device());
+             " but the metric accumulates on ", counts.device(), " since its last reset_state");
   add_(counts, stack({tp, other}));
 }
 
@@ -80,7 +80,7 @@ void Precision::update_state(const Tensor& y_true, const Tensor& y_pred, const T
 }
 double Precision::result() const { return ratio(counts_); }
 void Precision::reset_state() {
-  if (counts_.defined()) counts_.zero_();
+  counts_ = Tensor();
 }
 
 Recall::Recall(PrecisionRecallOptions o) : Metric(o.name.empty() ? "recall" : o.name), options_(std::move(o)) {}
@@ -90,7 +90,7 @@ void Recall::update_state(const Tensor& y_true, const Tensor& y_pred, const Tens
 }
 double Recall::result() const { return ratio(counts_); }
 void Recall::reset_state() {
-  if (counts_.defined()) counts_.zero_();
+  counts_ = Tensor();
 }
 
 // ---- AUC ----
@@ -121,7 +121,7 @@ void AUC::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor&
   const Tensor src = stack({mul(t, w), mul(sub(1.0, t), w)});  // (2, M)
   if (!buckets_.defined()) buckets_ = zeros({2, n}, {.dtype = DType::float64, .device = p.device()});
   KILN_CHECK(buckets_.device() == p.device(), DeviceError, name(), ": update on ", p.device(),
-             " but the metric accumulates on ", buckets_.device());
+             " but the metric accumulates on ", buckets_.device(), " since its last reset_state");
   add_(buckets_, scatter_add({2, n}, bucket, src, 1));
 }
 
@@ -194,7 +194,7 @@ double AUC::result() const {
 }
 
 void AUC::reset_state() {
-  if (buckets_.defined()) buckets_.zero_();
+  buckets_ = Tensor();
 }
 
 }  // namespace kiln::metrics

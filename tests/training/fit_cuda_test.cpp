@@ -100,6 +100,26 @@ TEST(FitCuda, MultiInputMultiOutputMatchesTheCpuRun) {
   EXPECT_EQ(pg[1].shape(), (Shape{32, 1}));
 }
 
+// A model moved from the cpu to cuda:0 between two fits continues with its optimizer's
+// moments: it lands where two epochs on the cpu do.
+TEST(FitCuda, MovingToTheGpuBetweenFitsKeepsTheOptimizerState) {
+  KILN_REQUIRE_CUDA();
+  Task task(32);
+  const FitOptions one{.batch_size = 8, .epochs = 1, .verbose = 0, .shuffle = false};
+  auto cpu = model_on(Device::cpu());
+  cpu->fit(task.x, task.y, {.batch_size = 8, .epochs = 2, .verbose = 0, .shuffle = false});
+  auto moved = model_on(Device::cpu());
+  moved->fit(task.x, task.y, one);
+  moved->to(Device::cuda(0));
+  EXPECT_EQ(moved->weights()[0].value().device(), Device::cuda(0));
+  moved->fit(task.x, task.y, one);
+  const auto wm = moved->get_weights(), wc = cpu->get_weights();
+  for (std::size_t i = 0; i < wm.size(); ++i) {
+    const auto a = wm[i].to_vector<float>(), b = wc[i].to_vector<float>();
+    for (std::size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k], b[k], 1e-4) << "weight " << i << "[" << k << "]";
+  }
+}
+
 TEST(FitCuda, PredictKeepsDeviceMemoryFlatAcrossCalls) {
   KILN_REQUIRE_CUDA();
   Task task(40);

@@ -318,5 +318,47 @@ TEST(FitCallbacks, CsvLoggerAndCheckpointWriteFilesPerEpoch) {
   std::filesystem::remove_all(dir);
 }
 
+// Model::to between two fits keeps the optimizer's moments (the weights keep their
+// identity, as torch's param.data = ...): 1 epoch in float32 + to(float64) + 1 epoch lands
+// where 2 epochs in float32 do. Re-compiling instead (fresh moments) lands elsewhere, so
+// the comparison can tell the two apart.
+TEST(Fit, MovingTheModelBetweenFitsKeepsTheOptimizerState) {
+  Task task(128);
+  const FitOptions one{.batch_size = 32, .epochs = 1, .verbose = 0, .shuffle = false};
+  auto compile = [](Model& m) {
+    m.compile({.optimizer = optimizers::Adam({.learning_rate = 0.01}), .loss = "sparse_categorical_crossentropy"});
+  };
+  auto reference = classifier(8);
+  compile(*reference);
+  reference->fit(task.x, task.y, {.batch_size = 32, .epochs = 2, .verbose = 0, .shuffle = false});
+
+  auto moved = classifier(8);
+  compile(*moved);
+  moved->fit(task.x, task.y, one);
+  const Tensor kernel = moved->weights()[0].value();  // a handle taken before the move
+  moved->to(DType::float64);
+  EXPECT_EQ(kernel.dtype(), DType::float64);  // the handle followed the move
+  moved->fit(task.x, task.y, one);
+  EXPECT_EQ(moved->optimizer().iterations(), 8);
+
+  auto restarted = classifier(8);
+  compile(*restarted);
+  restarted->fit(task.x, task.y, one);
+  compile(*restarted);  // new optimizer state
+  restarted->to(DType::float64);
+  restarted->fit(task.x, task.y, one);
+
+  double moved_gap = 0, restarted_gap = 0;
+  const auto ref = weights_of(*reference), mv = weights_of(*moved), rs = weights_of(*restarted);
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    for (std::size_t k = 0; k < ref[i].size(); ++k) {
+      moved_gap = std::max(moved_gap, static_cast<double>(std::abs(mv[i][k] - ref[i][k])));
+      restarted_gap = std::max(restarted_gap, static_cast<double>(std::abs(rs[i][k] - ref[i][k])));
+    }
+  }
+  EXPECT_LT(moved_gap, 1e-4);
+  EXPECT_GT(restarted_gap, 1e-3);
+}
+
 }  // namespace
 }  // namespace kiln

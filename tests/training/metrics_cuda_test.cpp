@@ -55,6 +55,23 @@ TEST(MetricsCuda, AccumulateOnTheDeviceAndAgreeWithCpu) {
   }
 }
 
+// After reset_state a metric accumulates on whichever device its next update comes from
+// (a model moved between epochs); without a reset a device change is a DeviceError.
+TEST(MetricsCuda, ResetStateLetsTheNextUpdateUseAnotherDevice) {
+  KILN_REQUIRE_CUDA();
+  for (const std::string name : {"categorical_accuracy", "precision", "auc"}) {
+    const bool binary = name != "categorical_accuracy";
+    auto moving = metrics::get(name), reference = metrics::get(name);
+    const Batch h = make_batch(29, 5, 3, kCpu), d = make_batch(29, 5, 3, kCuda0);
+    moving->update_state(binary ? h.y_binary : h.y_onehot, h.probs);
+    EXPECT_THROW(moving->update_state(binary ? d.y_binary : d.y_onehot, d.probs), DeviceError) << name;
+    moving->reset_state();
+    moving->update_state(binary ? d.y_binary : d.y_onehot, d.probs);
+    reference->update_state(binary ? h.y_binary : h.y_onehot, h.probs);
+    EXPECT_NEAR(moving->result(), reference->result(), 1e-6) << name;
+  }
+}
+
 TEST(LossesCuda, WeightedAndMaskedLossesAgreeWithCpuAndBackpropagate) {
   KILN_REQUIRE_CUDA();
   const Batch h = make_batch(29, 5, 3, kCpu), d = make_batch(29, 5, 3, kCuda0);
