@@ -27,6 +27,17 @@ Generator::Draw Generator::reserve(std::int64_t n) {
   return d;
 }
 
+Generator::Draw Generator::state() const {
+  std::lock_guard lock(mutex_);
+  return {seed_, offset_};
+}
+
+void Generator::set_state(Draw state) {
+  std::lock_guard lock(mutex_);
+  seed_ = state.seed;
+  offset_ = state.offset;
+}
+
 Generator& default_generator() {
   static Generator g(0);
   return g;

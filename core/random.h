@@ -22,6 +22,10 @@ class Generator {
   };
   // Reserves the blocks for `n` elements and returns where they start.
   Draw reserve(std::int64_t n);
+  // {seed, offset}: all that decides the next draws. Checkpoints save it to resume a run
+  // bitwise (BackupAndRestore); set_state puts it back.
+  Draw state() const;
+  void set_state(Draw state);
 
  private:
   mutable std::mutex mutex_;

@@ -141,6 +141,7 @@ class DropoutLayer : public Layer {
   Tensor call(const Tensor& x, bool training) override;
   Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
   nlohmann::json get_config() const override;
+  Generator* generator() override { return generator_.get(); }
   using Layer::call;
   using Layer::compute_output_shape;
 

@@ -41,6 +41,10 @@
 #include "kiln/layers/regularizers.h"
 #include "kiln/layers/variable.h"
 
+namespace kiln {
+class Generator;  // core/random.h
+}  // namespace kiln
+
 namespace kiln::layers {
 
 class Layer;
@@ -285,6 +289,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
 
   // Layers whose weights this layer includes (a model's layers, a custom block's parts).
   const std::vector<LayerRef>& sublayers() const { return sublayers_; }
+  // The layer's own random generator (a seeded Dropout's); null when it draws from the
+  // default generator or not at all. BackupAndRestore saves its state to resume bitwise.
+  virtual Generator* generator() { return nullptr; }
 
   // ---- device and dtype ----
 

@@ -204,12 +204,15 @@ struct BackupAndRestoreOptions {
   bool delete_checkpoint = true;  // remove the backup when training ends normally
 };
 
-// Fault tolerance. At each epoch end it writes the model's weights, the optimizer's state
-// and the number of finished epochs to <backup_dir>/latest.backup (one file, written to a
-// temporary name, synced and renamed, so a crash never leaves a torn backup). At train
-// begin it restores them when the file exists, and fit resumes at the next epoch; an
-// interrupted run then ends with the same weights as an uninterrupted one. When training
-// ends without an exception it deletes the backup.
+// Fault tolerance. At each epoch end it writes the model's weights, the optimizer's state,
+// the number of finished epochs and the random state (the default generator's and each
+// seeded layer's, e.g. Dropout(rate, {.seed})) to <backup_dir>/latest.backup (one file,
+// written to a temporary name, synced and renamed, so a crash never leaves a torn backup).
+// At train begin it restores them when the file exists, and fit resumes at the next
+// epoch; an interrupted run then ends with the same weights as an uninterrupted one,
+// bitwise, dropout masks included, when both runs start from the same kiln::manual_seed
+// (which fixes fit's shuffle seed). When training ends without an exception it deletes
+// the backup.
 class BackupAndRestore : public Callback {
  public:
   explicit BackupAndRestore(std::filesystem::path backup_dir, BackupAndRestoreOptions options = {});

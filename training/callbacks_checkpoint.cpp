@@ -1,8 +1,12 @@
 // The callbacks that write files: ModelCheckpoint and BackupAndRestore.
 #include <filesystem>
 #include <iostream>
+#include <optional>
+
+#include <nlohmann/json.hpp>
 
 #include "kiln/core/error.h"
+#include "kiln/core/random.h"
 #include "kiln/training/callbacks.h"
 #include "kiln/training/model.h"
 #include "kiln/training/tensor_file.h"
@@ -117,6 +121,61 @@ void ModelCheckpoint::save(int epoch, std::optional<std::int64_t> batch, const L
 // The backup file holds "weights/<variable name>" for every weight, "optimizer/<name>" for
 // every entry of Optimizer::state(), and the number of finished epochs in the metadata.
 
+namespace {
+
+// The generators of `layer` and everything under it that own one, depth first.
+void collect_generators(layers::Layer& layer, std::vector<Generator*>& out) {
+  if (Generator* g = layer.generator()) out.push_back(g);
+  for (const layers::LayerRef& l : layer.sublayers()) collect_generators(*l, out);
+}
+
+// {"default": [seed, offset], "layers": [[seed, offset], ...]}: the random state a resumed
+// epoch needs to draw what the uninterrupted run drew.
+std::string random_state(layers::Layer& model) {
+  std::vector<Generator*> gens;
+  collect_generators(model, gens);
+  auto pair = [](const Generator& g) {
+    const Generator::Draw s = g.state();
+    return nlohmann::json::array({s.seed, s.offset});
+  };
+  nlohmann::json j{{"default", pair(default_generator())}, {"layers", nlohmann::json::array()}};
+  for (const Generator* g : gens) j["layers"].push_back(pair(*g));
+  return j.dump();
+}
+
+struct RandomState {
+  Generator::Draw default_state;
+  std::vector<Generator::Draw> layer_states;  // in collect_generators order
+};
+
+// Parses and checks a saved random state against the model before anything is restored.
+RandomState parse_random_state(layers::Layer& model, const std::string& text, const std::string& path) {
+  std::vector<Generator*> gens;
+  collect_generators(model, gens);
+  auto draw = [&](const nlohmann::json& p) {
+    KILN_CHECK(p.is_array() && p.size() == 2 && p[0].is_number_unsigned() && p[1].is_number_unsigned(),
+               FormatError, "BackupAndRestore: '", path, "' has a malformed random state entry ", p.dump());
+    return Generator::Draw{p[0].get<std::uint64_t>(), p[1].get<std::uint64_t>()};
+  };
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  KILN_CHECK(j.is_object() && j.contains("default") && j.contains("layers") && j["layers"].is_array(), FormatError,
+             "BackupAndRestore: '", path, "' has a malformed random state");
+  KILN_CHECK(j["layers"].size() == gens.size(), ValueError, "BackupAndRestore: '", path, "' holds the random state of ",
+             j["layers"].size(), " seeded layer(s) but the model has ", gens.size(), " (a different architecture?)");
+  RandomState out{draw(j["default"]), {}};
+  for (const auto& p : j["layers"]) out.layer_states.push_back(draw(p));
+  return out;
+}
+
+void restore_random_state(layers::Layer& model, const RandomState& state) {
+  std::vector<Generator*> gens;
+  collect_generators(model, gens);
+  default_generator().set_state(state.default_state);
+  for (std::size_t i = 0; i < gens.size(); ++i) gens[i]->set_state(state.layer_states[i]);
+}
+
+}  // namespace
+
 BackupAndRestore::BackupAndRestore(std::filesystem::path backup_dir, BackupAndRestoreOptions options)
     : dir_(std::move(backup_dir)), options_(options) {
   KILN_CHECK(!dir_.empty(), ValueError, "BackupAndRestore: backup_dir is empty");
@@ -134,6 +193,12 @@ void BackupAndRestore::on_train_begin(const Logs&) {
   const auto epoch_it = file.metadata.find("epoch");
   KILN_CHECK(epoch_it != file.metadata.end(), FormatError, "BackupAndRestore: '", path.string(),
              "' has no epoch in its metadata");
+  // Backups written before kiln saved the random state have none: weights and optimizer
+  // still resume, dropout masks then differ from the uninterrupted run's.
+  std::optional<RandomState> random;
+  if (const auto rng = file.metadata.find("random_state"); rng != file.metadata.end()) {
+    random = parse_random_state(model, rng->second, path.string());
+  }
   model.assign_named_weights(file, "weights/", path.string());
   // Build the optimizer now (Keras 3 builds it before callbacks start) so the state is in
   // place at once rather than at the first step.
@@ -144,6 +209,7 @@ void BackupAndRestore::on_train_begin(const Logs&) {
     if (name.starts_with(prefix)) state.emplace_back(name.substr(prefix.size()), t);
   }
   model.optimizer().load_state(state);
+  if (random) restore_random_state(model, *random);
   restored_epoch_ = std::stoi(epoch_it->second);
   model.set_resume_epoch(restored_epoch_);
 }
@@ -154,7 +220,8 @@ void BackupAndRestore::on_epoch_end(int epoch, Logs&) {
   for (auto& [name, t] : model.named_weights()) tensors.emplace_back("weights/" + name, t);
   for (auto& [name, t] : model.optimizer().state()) tensors.emplace_back("optimizer/" + name, t);
   std::filesystem::create_directories(dir_);
-  write_tensor_file(backup_path(), tensors, {{"format", "kiln.backup"}, {"epoch", std::to_string(epoch + 1)}});
+  write_tensor_file(backup_path(), tensors,
+                    {{"format", "kiln.backup"}, {"epoch", std::to_string(epoch + 1)}, {"random_state", random_state(model)}});
 }
 
 void BackupAndRestore::on_train_end(const Logs&) {

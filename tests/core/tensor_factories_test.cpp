@@ -207,6 +207,24 @@ TEST(TensorRandom, OffsetsAdvanceByBlocksOfFour) {
   EXPECT_TRUE(same_bits(rand({5}, {}, &g), first));
 }
 
+// state() / set_state(): a generator put back to a saved state draws the same values
+// again (what BackupAndRestore relies on), and only then.
+TEST(TensorRandom, SetStateReplaysTheDrawsAfterTheSavedState) {
+  Generator g(17);
+  rand({5}, {}, &g);
+  const Generator::Draw saved = g.state();
+  EXPECT_EQ(saved.seed, 17u);
+  EXPECT_EQ(saved.offset, g.offset());
+  const auto first = rand({6}, {}, &g).to_vector<float>();
+  const auto later = rand({6}, {}, &g).to_vector<float>();
+  EXPECT_NE(first, later);
+  g.set_state(saved);
+  EXPECT_EQ(rand({6}, {}, &g).to_vector<float>(), first);
+  Generator other(99);
+  other.set_state(saved);  // the seed travels with the state
+  EXPECT_EQ(rand({6}, {}, &other).to_vector<float>(), first);
+}
+
 TEST(TensorRandom, DefaultGeneratorFollowsManualSeed) {
   manual_seed(77);
   const Tensor a = rand({6});

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "kiln/core/random.h"
@@ -190,23 +191,25 @@ TEST(FitProgress, Verbose1DrawsTheBarAndOneEpochHasNoHeader) {
 
 // Note: every model below is built with the same seed, and fit draws its shuffle seed from
 // the default generator, so runs are reproducible as they would be in separate processes.
-TEST(FitCallbacks, BackupAndRestoreResumesWithTheSameWeightsAsAnUninterruptedRun) {
+// A run that crashes at the start of epoch 3 and is resumed from its backup ends with the
+// weights of an uninterrupted 5-epoch run, bitwise. `make` builds the model (seeding first).
+void expect_resume_is_bitwise(const std::function<std::unique_ptr<Sequential>()>& make, const std::string& tag) {
   Task task(96);
-  const auto dir = scratch_path("kiln_fit_backup_test");
+  const auto dir = scratch_path("kiln_fit_backup_test_" + tag);
   std::filesystem::remove_all(dir);
   auto compile = [](Model& m) {
     m.compile({.optimizer = optimizers::Adam({.learning_rate = 0.01}), .loss = "sparse_categorical_crossentropy"});
   };
   const FitOptions base{.batch_size = 16, .epochs = 5, .verbose = 0};
 
-  auto reference = classifier(8);
+  auto reference = make();
   compile(*reference);
   reference->fit(task.x, task.y, base);
 
   struct Crash : std::runtime_error {
     using std::runtime_error::runtime_error;
   };
-  auto crashed = classifier(8);
+  auto crashed = make();
   compile(*crashed);
   FitOptions crash_opts = base;
   crash_opts.callbacks = {std::make_shared<callbacks::BackupAndRestore>(dir),
@@ -217,7 +220,7 @@ TEST(FitCallbacks, BackupAndRestoreResumesWithTheSameWeightsAsAnUninterruptedRun
   auto backup = std::make_shared<callbacks::BackupAndRestore>(dir);
   ASSERT_TRUE(std::filesystem::exists(backup->backup_path()));
 
-  auto resumed = classifier(8);
+  auto resumed = make();
   compile(*resumed);
   FitOptions resume_opts = base;
   resume_opts.callbacks = {backup};
@@ -227,6 +230,61 @@ TEST(FitCallbacks, BackupAndRestoreResumesWithTheSameWeightsAsAnUninterruptedRun
   EXPECT_EQ(resumed->optimizer().iterations(), reference->optimizer().iterations());
   EXPECT_EQ(weights_of(*resumed), weights_of(*reference));  // bitwise
   EXPECT_FALSE(std::filesystem::exists(backup->backup_path()));  // deleted after a clean end
+  std::filesystem::remove_all(dir);
+}
+
+TEST(FitCallbacks, BackupAndRestoreResumesWithTheSameWeightsAsAnUninterruptedRun) {
+  expect_resume_is_bitwise([] { return classifier(8); }, "plain");
+}
+
+// Dropout masks come from the default generator (unseeded) or the layer's own (seeded):
+// the backup holds both generators' states, so the resumed epochs draw the same masks.
+TEST(FitCallbacks, BackupAndRestoreResumesDropoutModelsBitwise) {
+  for (const bool seeded : {false, true}) {
+    SCOPED_TRACE(seeded ? "seeded Dropout" : "unseeded Dropout");
+    expect_resume_is_bitwise(
+        [seeded] {
+          manual_seed(12);
+          layers::DropoutOptions d;
+          if (seeded) d.seed = 77;
+          return std::make_unique<Sequential>(std::vector<layers::LayerRef>{
+              Dense(16, {.activation = "relu", .input_shape = {4}}), layers::Dropout(0.4, d),
+              Dense(2, {.activation = "softmax"})});
+        },
+        seeded ? "seeded" : "unseeded");
+  }
+}
+
+// A backup from a model with a seeded Dropout does not restore into one without: the
+// error names the mismatch and the model's weights are left as they were.
+TEST(FitCallbacks, BackupAndRestoreRefusesAnotherModelsRandomState) {
+  Task task(32);
+  const auto dir = scratch_path("kiln_fit_backup_mismatch");
+  std::filesystem::remove_all(dir);
+  auto make = [](bool seeded) {
+    manual_seed(13);
+    layers::DropoutOptions d;
+    if (seeded) d.seed = 5;
+    auto m = std::make_unique<Sequential>(std::vector<layers::LayerRef>{
+        Dense(8, {.activation = "relu", .input_shape = {4}}), layers::Dropout(0.2, d), Dense(2, {.activation = "softmax"})});
+    m->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+    return m;
+  };
+  auto writer = make(true);
+  writer->fit(task.x, task.y,
+              {.batch_size = 16, .epochs = 1, .verbose = 0,
+               .callbacks = {std::make_shared<callbacks::BackupAndRestore>(dir, callbacks::BackupAndRestoreOptions{
+                                                                                     .delete_checkpoint = false})}});
+  auto reader = make(false);
+  const auto before = weights_of(*reader);
+  try {
+    reader->fit(task.x, task.y, {.batch_size = 16, .epochs = 2, .verbose = 0,
+                                 .callbacks = {std::make_shared<callbacks::BackupAndRestore>(dir)}});
+    ADD_FAILURE() << "expected a ValueError";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("1 seeded layer(s) but the model has 0"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(weights_of(*reader), before);
   std::filesystem::remove_all(dir);
 }
 
