@@ -14,6 +14,8 @@
 //   resnet18_3x3       56x56x64 -> 64 3x3 pad 1, batch 4
 //   vgg16_conv1_2      224x224x64 -> 64 3x3 pad 1, batch 1
 //   vgg16_conv3        56x56x256 -> 256 3x3 pad 1, batch 1
+//   mobilenet_dw3x3    MobileNet's depthwise 3x3 at 56x56x128 (groups 128), batch 8: the
+//                      native path's direct depthwise kernels (kernels/cuda/conv_depthwise.cuh)
 // conv_torch.py reads this benchmark's JSON and times PyTorch on the same rows:
 //   kernels_conv_bench --benchmark_filter=Cpu --benchmark_out=conv.json --benchmark_out_format=json
 #include <benchmark/benchmark.h>
@@ -40,9 +42,10 @@ using namespace bench;
 struct Layer {
   const char* name;
   std::int64_t n, h, w, c_in, c_out, k, stride, pad;
+  std::int64_t groups = 1;
 };
 
-const std::array<Layer, 7> kLayers = {{
+const std::array<Layer, 8> kLayers = {{
     {"mnist_conv1", 128, 28, 28, 1, 32, 3, 1, 0},
     {"mnist_conv2", 128, 13, 13, 32, 64, 3, 1, 0},
     {"cifar_3x3", 32, 32, 32, 64, 64, 3, 1, 1},
@@ -50,6 +53,7 @@ const std::array<Layer, 7> kLayers = {{
     {"resnet18_3x3", 4, 56, 56, 64, 64, 3, 1, 1},
     {"vgg16_conv1_2", 1, 224, 224, 64, 64, 3, 1, 1},
     {"vgg16_conv3", 1, 56, 56, 256, 256, 3, 1, 1},
+    {"mobilenet_dw3x3", 8, 56, 56, 128, 128, 3, 1, 1, 128},
 }};
 
 enum class Pass { forward, backward_data, backward_filter };
@@ -65,9 +69,11 @@ struct Problem {
     Generator gen(7);
     const TensorOptions opts{.device = device};
     x = uniform({l.n, l.h, l.w, l.c_in}, -1, 1, opts, &gen);
-    w = uniform({l.c_out, l.k, l.k, l.c_in}, -0.1, 0.1, opts, &gen);
+    w = uniform({l.c_out, l.k, l.k, l.c_in / l.groups}, -0.1, 0.1, opts, &gen);
     bias = uniform({l.c_out}, -0.1, 0.1, opts, &gen);
-    g = detail::conv2d_geometry(x, w, bias, {.strides = {l.stride, l.stride}, .pads = {l.pad, l.pad, l.pad, l.pad}});
+    g = detail::conv2d_geometry(
+        x, w, bias,
+        {.strides = {l.stride, l.stride}, .pads = {l.pad, l.pad, l.pad, l.pad}, .groups = l.groups});
     y = empty({g.n, g.out_h, g.out_w, g.c_out}, opts);
     dy = uniform(y.shape(), -1, 1, opts, &gen);
     dx = empty(x.shape(), opts);

@@ -28,23 +28,24 @@ import subprocess
 import sys
 import time
 
-# (name, batch, h, w, c_in, c_out, kernel, stride, pad): conv_bench.cpp's kLayers, in order.
+# (name, batch, h, w, c_in, c_out, kernel, stride, pad, groups): conv_bench.cpp's kLayers, in order.
 LAYERS = [
-    ("mnist_conv1", 128, 28, 28, 1, 32, 3, 1, 0),
-    ("mnist_conv2", 128, 13, 13, 32, 64, 3, 1, 0),
-    ("cifar_3x3", 32, 32, 32, 64, 64, 3, 1, 1),
-    ("resnet18_conv1", 4, 224, 224, 3, 64, 7, 2, 3),
-    ("resnet18_3x3", 4, 56, 56, 64, 64, 3, 1, 1),
-    ("vgg16_conv1_2", 1, 224, 224, 64, 64, 3, 1, 1),
-    ("vgg16_conv3", 1, 56, 56, 256, 256, 3, 1, 1),
+    ("mnist_conv1", 128, 28, 28, 1, 32, 3, 1, 0, 1),
+    ("mnist_conv2", 128, 13, 13, 32, 64, 3, 1, 0, 1),
+    ("cifar_3x3", 32, 32, 32, 64, 64, 3, 1, 1, 1),
+    ("resnet18_conv1", 4, 224, 224, 3, 64, 7, 2, 3, 1),
+    ("resnet18_3x3", 4, 56, 56, 64, 64, 3, 1, 1, 1),
+    ("vgg16_conv1_2", 1, 224, 224, 64, 64, 3, 1, 1, 1),
+    ("vgg16_conv3", 1, 56, 56, 256, 256, 3, 1, 1, 1),
+    ("mobilenet_dw3x3", 8, 56, 56, 128, 128, 3, 1, 1, 128),
 ]
 PASSES = ["forward", "backward_data", "backward_filter"]
 
 
 def gflop(layer):
-    _, n, h, w, c_in, c_out, k, s, p = layer
+    _, n, h, w, c_in, c_out, k, s, p, groups = layer
     oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-    return 2.0 * n * oh * ow * c_out * k * k * c_in / 1e9
+    return 2.0 * n * oh * ow * c_out * k * k * (c_in // groups) / 1e9
 
 
 def seconds_per_call(fn, min_time):
@@ -63,24 +64,24 @@ def seconds_per_call(fn, min_time):
 
 
 def torch_gflops(torch, layer, pass_name, channels_last, min_time):
-    _, n, h, w, c_in, c_out, k, s, p = layer
+    _, n, h, w, c_in, c_out, k, s, p, groups = layer
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     gen = torch.Generator().manual_seed(7)
     x = torch.empty(n, c_in, h, w).uniform_(-1, 1, generator=gen).to(memory_format=fmt)
-    weight = torch.empty(c_out, c_in, k, k).uniform_(-0.1, 0.1, generator=gen).to(memory_format=fmt)
+    weight = torch.empty(c_out, c_in // groups, k, k).uniform_(-0.1, 0.1, generator=gen).to(memory_format=fmt)
     bias = torch.empty(c_out).uniform_(-0.1, 0.1, generator=gen)
-    y = torch.nn.functional.conv2d(x, weight, bias, s, p)
+    y = torch.nn.functional.conv2d(x, weight, bias, s, p, 1, groups)
     dy = torch.empty_like(y).uniform_(-1, 1, generator=gen)
     backward = torch.ops.aten.convolution_backward
 
     def run():
         with torch.no_grad():
             if pass_name == "forward":
-                torch.nn.functional.conv2d(x, weight, bias, s, p)
+                torch.nn.functional.conv2d(x, weight, bias, s, p, 1, groups)
             elif pass_name == "backward_data":
-                backward(dy, x, weight, [c_out], [s, s], [p, p], [1, 1], False, [0, 0], 1, [True, False, False])
+                backward(dy, x, weight, [c_out], [s, s], [p, p], [1, 1], False, [0, 0], groups, [True, False, False])
             else:
-                backward(dy, x, weight, [c_out], [s, s], [p, p], [1, 1], False, [0, 0], 1, [False, True, True])
+                backward(dy, x, weight, [c_out], [s, s], [p, p], [1, 1], False, [0, 0], groups, [False, True, True])
 
     mean, best = seconds_per_call(run, min_time)
     return gflop(layer) / mean, gflop(layer) / best

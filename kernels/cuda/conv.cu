@@ -8,6 +8,8 @@
 // the group's columns of dy, read in place through the GEMM's leading dimension. Groups are
 // the GEMM's batch. A 1x1, stride-1, unpadded convolution needs no im2col: x is already cols.
 // The batch is split into chunks whose workspace stays under a limit (256 MiB by default).
+// Depthwise convolutions (one input channel per group) skip all this: conv_depthwise.cuh
+// runs them with direct kernels and no workspace.
 #include <algorithm>
 #include <atomic>
 #include <climits>
@@ -17,6 +19,8 @@
 #include "kiln/core/cuda/runtime.h"
 #include "kiln/core/convert.h"
 #include "kiln/kernels/conv_impl.h"
+#include "kiln/kernels/cuda/conv_depthwise.cuh"
+#include "kiln/kernels/cuda/conv_taps.cuh"
 #include "kiln/kernels/math.h"
 #include "kiln/kernels/matmul_impl.h"
 #include "kiln/kernels/visit_floating.h"
@@ -84,16 +88,10 @@ struct Col2im {
     const I ih = i % s.h, n = i / s.h;
     const I g = ci / s.cg, c = ci % s.cg, k_len = s.k_h * s.k_w * s.cg;
     Acc acc = 0;
-    for (I kh = 0; kh < s.k_h; ++kh) {
-      const I th = ih + s.pad_top - kh * s.dil_h;
-      if (th < 0 || th % s.stride_h != 0 || th / s.stride_h >= s.out_h) continue;
-      for (I kw = 0; kw < s.k_w; ++kw) {
-        const I tw = iw + s.pad_left - kw * s.dil_w;
-        if (tw < 0 || tw % s.stride_w != 0 || tw / s.stride_w >= s.out_w) continue;
-        const I r = (n * s.out_h + th / s.stride_h) * s.out_w + tw / s.stride_w;
-        acc += convert<Acc>(dcols[(static_cast<std::int64_t>(g) * rows + r) * k_len + (kh * s.k_w + kw) * s.cg + c]);
-      }
-    }
+    for_each_reading_tap(s, ih, iw, [&](I oh, I ow, I kh, I kw) {
+      const I r = (n * s.out_h + oh) * s.out_w + ow;
+      acc += convert<Acc>(dcols[(static_cast<std::int64_t>(g) * rows + r) * k_len + (kh * s.k_w + kw) * s.cg + c]);
+    });
     dx[item] = convert<T>(acc);
   }
 };
@@ -193,9 +191,11 @@ struct Plan {
   std::int64_t chunk;         // images per chunk
 };
 
+cudaStream_t stream_of(Device device) { return static_cast<cudaStream_t>(current_stream(device.index()).native()); }
+
 // `workspace_per_image`: the elements of scratch one image of the pass needs.
 Plan plan_for(const ConvGeometry& g, Device device, bool direct, std::int64_t workspace_per_image) {
-  Plan p{static_cast<cudaStream_t>(current_stream(device.index()).native()), device, direct,
+  Plan p{stream_of(device), device, direct,
          g.k_h * g.k_w * g.c_in_per_group(), g.out_h * g.out_w, g.h * g.w, g.n};
   const std::int64_t bytes = workspace_per_image * static_cast<std::int64_t>(itemsize(g.dtype));
   if (bytes > 0) p.chunk = std::clamp<std::int64_t>(g_workspace_limit.load() / bytes, 1, g.n);
@@ -255,6 +255,10 @@ GemmOperand cols_operand(const ConvGeometry& g, const Plan& p, const T* x, std::
 
 template <class T>
 void forward(const ConvGeometry& g, const Tensor& xt, const Tensor& wt, const Tensor& bt, const Tensor& yt) {
+  if (depthwise::applies(g)) {
+    depthwise::forward<T>(g, ptr<T>(xt), ptr<T>(wt), ptr<T>(bt), ptr<T>(yt), stream_of(xt.device()));
+    return;
+  }
   const bool grouped = g.groups > 1, direct = is_direct(g);
   const std::int64_t og = g.c_out_per_group(), out_pixels = g.out_h * g.out_w;
   const std::int64_t cols_per_image = direct ? 0 : out_pixels * g.k_h * g.k_w * g.c_in;
@@ -281,6 +285,10 @@ void forward(const ConvGeometry& g, const Tensor& xt, const Tensor& wt, const Te
 
 template <class T>
 void backward_data(const ConvGeometry& g, const Tensor& dyt, const Tensor& wt, const Tensor& dxt) {
+  if (depthwise::applies(g)) {
+    depthwise::backward_data<T>(g, ptr<T>(dyt), ptr<T>(wt), ptr<T>(dxt), stream_of(dyt.device()));
+    return;
+  }
   // A direct, ungrouped problem's dcols are dx itself; otherwise dcols (G, rows, K) + col2im.
   const bool into_dx = is_direct(g) && g.groups == 1;
   const std::int64_t og = g.c_out_per_group(), out_pixels = g.out_h * g.out_w;
@@ -307,6 +315,12 @@ void backward_data(const ConvGeometry& g, const Tensor& dyt, const Tensor& wt, c
 template <class T>
 void backward_filter(const ConvGeometry& g, const Tensor& xt, const Tensor& dyt, const Tensor& dwt,
                      const Tensor& dbt) {
+  if (depthwise::applies(g)) {
+    const cudaStream_t stream = stream_of(xt.device());
+    depthwise::backward_filter<T>(g, ptr<T>(xt), ptr<T>(dyt), ptr<T>(dwt), stream, xt.device());
+    if (dbt.defined()) bias_grad<T>(g, ptr<T>(dyt), ptr<T>(dbt), stream, xt.device());
+    return;
+  }
   const bool direct = is_direct(g);
   const std::int64_t og = g.c_out_per_group(), out_pixels = g.out_h * g.out_w;
   const std::int64_t cols_per_image = direct ? 0 : out_pixels * g.k_h * g.k_w * g.c_in;

@@ -124,6 +124,27 @@ TEST_P(ConvCuda, OtherDtypesOnAGroupedStridedAndADilatedProblem) {
   }
 }
 
+// Depthwise problems run on their own direct kernels (kernels/cuda/conv_depthwise.cuh):
+// a filter gradient over more rows than one split (1,200 rows: two splits), a depth
+// multiplier of 3 with dilation and asymmetric padding, no bias, and every dtype.
+TEST_P(ConvCuda, DepthwiseProblemsOfEveryShapeAndDtype) {
+  const std::vector<ConvSpec> specs = {
+      {.name = "depthwise_many_rows", .n = 3, .h = 20, .w = 20, .c_in = 3, .c_out = 3, .k_h = 3, .k_w = 3,
+       .groups = 3, .padding = "same"},
+      {.name = "depthwise_multiplier3_dilated", .n = 2, .h = 9, .w = 7, .c_in = 4, .c_out = 12, .k_h = 3, .k_w = 2,
+       .dil_h = 2, .dil_w = 1, .groups = 4, .padding = "same", .bias = false},
+      {.name = "depthwise_stride2_wide", .n = 1, .h = 5, .w = 11, .c_in = 37, .c_out = 37, .k_h = 2, .k_w = 5,
+       .stride_h = 2, .stride_w = 2, .groups = 37, .pads = {0, 1, 2, 2}},
+  };
+  std::uint64_t seed = 700;
+  for (const ConvSpec& s : specs) expect_matches_reference(s, float32, seed += 4);
+  for (DType dt : {float64, bfloat16, float16}) {
+    for (const ConvSpec& s : test::kConvSpecs) {
+      if (std::string(s.name).starts_with("depthwise")) expect_matches_reference(s, dt, seed += 4);
+    }
+  }
+}
+
 TEST_P(ConvCuda, BatchSplitIntoChunksGivesTheSameResult) {
   // A 1-byte workspace limit gives one image per chunk: im2col per chunk, and the filter
   // gradient accumulated over the chunks (GEMM beta 1 after the first).
