@@ -143,9 +143,11 @@ std::string random_state(layers::Layer& model) {
   return j.dump();
 }
 
+// A saved random state matched to the model's generators (collect_generators order).
 struct RandomState {
   Generator::Draw default_state;
-  std::vector<Generator::Draw> layer_states;  // in collect_generators order
+  std::vector<Generator*> generators;
+  std::vector<Generator::Draw> layer_states;  // one per generator
 };
 
 // Parses and checks a saved random state against the model before anything is restored.
@@ -162,16 +164,14 @@ RandomState parse_random_state(layers::Layer& model, const std::string& text, co
              "BackupAndRestore: '", path, "' has a malformed random state");
   KILN_CHECK(j["layers"].size() == gens.size(), ValueError, "BackupAndRestore: '", path, "' holds the random state of ",
              j["layers"].size(), " seeded layer(s) but the model has ", gens.size(), " (a different architecture?)");
-  RandomState out{draw(j["default"]), {}};
+  RandomState out{draw(j["default"]), std::move(gens), {}};
   for (const auto& p : j["layers"]) out.layer_states.push_back(draw(p));
   return out;
 }
 
-void restore_random_state(layers::Layer& model, const RandomState& state) {
-  std::vector<Generator*> gens;
-  collect_generators(model, gens);
+void restore_random_state(const RandomState& state) {
   default_generator().set_state(state.default_state);
-  for (std::size_t i = 0; i < gens.size(); ++i) gens[i]->set_state(state.layer_states[i]);
+  for (std::size_t i = 0; i < state.generators.size(); ++i) state.generators[i]->set_state(state.layer_states[i]);
 }
 
 }  // namespace
@@ -209,7 +209,7 @@ void BackupAndRestore::on_train_begin(const Logs&) {
     if (name.starts_with(prefix)) state.emplace_back(name.substr(prefix.size()), t);
   }
   model.optimizer().load_state(state);
-  if (random) restore_random_state(model, *random);
+  if (random) restore_random_state(*random);
   restored_epoch_ = std::stoi(epoch_it->second);
   model.set_resume_epoch(restored_epoch_);
 }
